@@ -1,0 +1,15 @@
+"""ONNX detection models: sessions on the best provider, preprocessing, decoding and NMS.
+
+Example:
+    >>> import numpy as np
+    >>> from framepipe.models import get_model
+    >>> model = get_model("framepipe-shapes/1")
+    >>> model.infer([np.zeros((240, 320, 3), np.uint8)] * 2)[1]["image"]
+    {'width': 320, 'height': 240}
+"""
+
+from framepipe.models.detector import InferenceParameters, ObjectDetectionModel
+from framepipe.models.loader import get_model
+from framepipe.models.session import create_session
+
+__all__ = ["InferenceParameters", "ObjectDetectionModel", "create_session", "get_model"]

@@ -1,0 +1,44 @@
+"""Every example runs as written (headless: render_boxes shows no window and says so)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import probe_video
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=180, env=env, check=False)
+
+
+def test_quickstart(clip) -> None:
+    done = _run(str(EXAMPLES / "quickstart.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert f"processed {clip.frames} frames" in done.stdout
+    assert "no display available" in done.stderr
+
+
+def test_quickstart_without_arguments_makes_its_own_clip() -> None:
+    done = _run(str(EXAMPLES / "quickstart.py"))
+    assert done.returncode == 0, done.stderr
+    assert "processed 150 frames" in done.stdout
+
+
+def test_count_objects(clip) -> None:
+    done = _run(str(EXAMPLES / "count_objects.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert f"frames={clip.frames}" in done.stdout
+    assert "average" in done.stdout and "t=  1.0s" in done.stdout
+
+
+def test_save_annotated_video(clip, tmp_path) -> None:
+    done = _run(str(EXAMPLES / "save_annotated_video.py"), clip.video_path, str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert probe_video(tmp_path / "out" / "annotated.mp4")[:2] == ("h264", clip.frames)
+    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == clip.frames
