@@ -155,8 +155,11 @@ def load_folder(folder: Path, model_id: str, weights: Path | None = None) -> Mod
     return ModelArtifacts(model_id, weights, folder, environment, class_names, model_type)
 
 
-def resolve_model(model_id: str, cache_dir: str | os.PathLike[str] | None = None) -> ModelArtifacts:
-    """Find and read the files of ``model_id`` on this machine (no network).
+def resolve_model(
+    model_id: str, api_key: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> ModelArtifacts:
+    """Find and read the files of ``model_id`` on this machine (no network yet: ``api_key`` is for
+    the downloads of a later version).
 
     Raises ``ModelNotFoundError`` naming the places looked in, ``InvalidModelIdError`` for an id
     that is neither a path nor ``dataset_id/version_id``, ``ModelArtifactError`` for files that

@@ -26,11 +26,10 @@ def get_model(
 ) -> ObjectDetectionModel:
     """Load ``model_id`` (``dataset/version``, a model folder or an ``.onnx`` path).
 
-    ``api_key`` is accepted for Roboflow compatibility; this version loads only local models.
-    ``providers`` pins the ONNX Runtime execution providers (see ``create_session``).
+    ``api_key`` is passed on to ``resolve_model``. ``providers`` pins the ONNX Runtime execution
+    providers (see ``create_session``).
     """
-    del api_key  # downloads are not part of this version
-    artifacts = resolve_model(model_id)
+    artifacts = resolve_model(model_id, api_key=api_key)
     task = (artifacts.model_type or {}).get("project_task_type", "object-detection")
     if task not in SUPPORTED_TASKS:
         raise ModelArtifactError(f"model {model_id!r} is a {task!r} model; framepipe runs {', '.join(SUPPORTED_TASKS)}")
