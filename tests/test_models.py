@@ -21,7 +21,6 @@ from framepipe.errors import (
     ModelNotFoundError,
 )
 from framepipe.models import create_session, get_model
-from framepipe.models.decoders import decode_yolov8
 from framepipe.models.nms import non_max_suppression
 from framepipe.models.preprocess import letterbox, letterbox_geometry, stretch
 
@@ -185,18 +184,6 @@ def test_letterbox_geometry_round_trips_boxes() -> None:
     assert stretched.scale_x == pytest.approx(320 / 500) and stretched.scale_y == pytest.approx(320 / 300)
 
 
-def test_decode_yolov8_filters_and_converts() -> None:
-    raw = np.zeros((2, 4 + 3, 5), np.float32)
-    raw[0, :4, 0] = [100, 50, 20, 10]
-    raw[0, 4:, 0] = [0.1, 0.7, 0.2]
-    raw[0, :4, 3] = [10, 10, 4, 4]
-    raw[0, 4:, 3] = [0.3, 0.0, 0.0]  # below the threshold
-    found = decode_yolov8(raw, confidence=0.4)
-    assert len(found) == 2 and len(found[1].boxes) == 0
-    assert found[0].boxes.tolist() == [[90.0, 45.0, 110.0, 55.0]]
-    assert found[0].class_ids.tolist() == [1] and found[0].scores.tolist() == pytest.approx([0.7])
-
-
 def test_nms_per_class_and_agnostic() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.9, 0.8, 0.85, 0.5])
@@ -207,16 +194,60 @@ def test_nms_per_class_and_agnostic() -> None:
     assert non_max_suppression(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
-def test_nms_agrees_with_supervision_on_random_boxes() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        n = int(rng.integers(1, 40))
-        xy = rng.uniform(0, 100, (n, 2))
-        wh = rng.uniform(5, 40, (n, 2))
+@pytest.mark.parametrize("per_class", [False, True])
+def test_nms_agrees_with_supervision_on_random_boxes(per_class: bool) -> None:
+    rng = np.random.default_rng(1 if per_class else 0)
+    for _ in range(150):  # 300 random box sets in all
+        n = int(rng.integers(1, 60))
+        xy = rng.uniform(0, 200, (n, 2))
+        wh = rng.uniform(2, 80, (n, 2))
         boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
         scores = rng.uniform(0, 1, n)
-        ours = set(non_max_suppression(boxes, scores, 0.45).tolist())
-        theirs = set(
-            np.flatnonzero(sv.box_non_max_suppression(np.concatenate([boxes, scores[:, None]], 1), 0.45)).tolist()
-        )
-        assert ours == theirs
+        classes = rng.integers(0, 3, n)
+        threshold = float(rng.uniform(0.1, 0.9))
+        ours = non_max_suppression(boxes, scores, threshold, classes if per_class else None)
+        columns: list[np.ndarray] = [boxes, scores[:, None]]
+        if per_class:
+            columns.append(classes[:, None])
+        theirs = np.flatnonzero(sv.box_non_max_suppression(np.concatenate(columns, axis=1), threshold))
+        assert sorted(ours.tolist()) == theirs.tolist()
+        assert ours.tolist() == sorted(ours.tolist(), key=lambda i: -scores[i])  # best first
+
+
+def test_providers_from_roboflow_environment_variable(monkeypatch, caplog) -> None:
+    # No GPU exists here: the variable's CUDA entry is skipped with its reason, CPU runs.
+    monkeypatch.setenv("ONNXRUNTIME_EXECUTION_PROVIDERS", "[CUDAExecutionProvider, 'CPUExecutionProvider']")
+    caplog.set_level(logging.INFO, logger="framepipe.models")
+    session = create_session(resolve_model(MODEL_ID).weights_path)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    line = next(r.getMessage() for r in caplog.records if "ONNX Runtime runs on" in r.getMessage())
+    assert "CUDAExecutionProvider: no NVIDIA driver" in line
+
+
+def test_required_provider_missing_from_the_build(monkeypatch) -> None:
+    monkeypatch.setenv("REQUIRED_ONNX_PROVIDERS", "OpenVINOExecutionProvider")
+    with pytest.raises(ExecutionProviderError, match="OpenVINOExecutionProvider"):
+        create_session(resolve_model(MODEL_ID).weights_path)
+
+
+def test_session_settings(tmp_path) -> None:
+    from framepipe.models.session import SessionSettings
+
+    weights = resolve_model(MODEL_ID).weights_path
+    session = create_session(weights, settings=SessionSettings(intra_op_threads=1, optimisation="basic"))
+    assert session.get_session_options().intra_op_num_threads == 1
+    with pytest.raises(ValueError, match="optimisation"):
+        SessionSettings(optimisation="max")
+
+
+def test_get_model_shares_one_loaded_model() -> None:
+    from framepipe.models import DEFAULT_MANAGER, ModelManager
+
+    first = get_model(MODEL_ID)
+    assert get_model(MODEL_ID) is first
+    assert (MODEL_ID, None, None) in DEFAULT_MANAGER
+    manager = ModelManager(max_models=1)
+    a = manager.get(MODEL_ID)
+    manager.get("other", loader=lambda: first)
+    assert MODEL_ID not in manager and len(manager) == 1  # least recently used went first
+    assert manager.get(MODEL_ID) is not a  # loaded again

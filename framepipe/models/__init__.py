@@ -1,4 +1,5 @@
-"""ONNX detection models: sessions on the best provider, preprocessing, decoding and NMS.
+"""ONNX detection models: sessions on the best provider, preprocessing from ``environment.json``,
+decoders for each output layout, NMS, and a process-wide model cache.
 
 Example:
     >>> import numpy as np
@@ -9,7 +10,16 @@ Example:
 """
 
 from framepipe.models.detector import InferenceParameters, ObjectDetectionModel
-from framepipe.models.loader import get_model
+from framepipe.models.loader import get_model, load_model
+from framepipe.models.manager import DEFAULT_MANAGER, ModelManager
 from framepipe.models.session import create_session
 
-__all__ = ["InferenceParameters", "ObjectDetectionModel", "create_session", "get_model"]
+__all__ = [
+    "DEFAULT_MANAGER",
+    "InferenceParameters",
+    "ModelManager",
+    "ObjectDetectionModel",
+    "create_session",
+    "get_model",
+    "load_model",
+]

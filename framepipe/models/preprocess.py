@@ -1,52 +1,61 @@
-"""Resizing frames to a model's input and mapping boxes back to the frame.
+"""Turning BGR frames into a model's input tensor, and boxes back into frame pixels.
 
-Roboflow's resize formats are kept: ``Stretch to`` scales each axis on its own; ``Fit (black|white|
-grey) edges in`` keeps the aspect ratio and pads (letterbox). The geometry of each resize is kept
-so that boxes go back to original-frame pixels exactly.
+Steps, in Roboflow's order: static crop, contrast, grayscale, resize (``Stretch to`` scales each
+axis on its own; ``Fit (black|white|grey) edges in`` keeps the aspect ratio and pads, centred),
+then BGR to RGB, scaling to 0..1 and, for models that want it, mean/std normalisation. The
+geometry of each frame is kept, so that boxes go back to original-frame pixels exactly.
 
 Example:
     >>> import numpy as np
-    >>> from framepipe.models.preprocess import letterbox
-    >>> canvas, geometry = letterbox(np.zeros((360, 640, 3), np.uint8), 320, 320)
-    >>> canvas.shape, geometry.pad_y
-    ((320, 320, 3), 70)
+    >>> from framepipe.models.environment import PreprocessingConfig
+    >>> from framepipe.models.preprocess import Preprocessor
+    >>> prepare = Preprocessor(PreprocessingConfig("Fit (grey edges) in"), input_size=(320, 320))
+    >>> tensor, geometries = prepare([np.zeros((360, 640, 3), np.uint8)])
+    >>> tensor.shape, geometries[0].pad_y
+    ((1, 3, 320, 320), 70)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-PAD_COLORS: dict[str, tuple[int, int, int]] = {
-    "Fit (black edges) in": (0, 0, 0),
-    "Fit (white edges) in": (255, 255, 255),
-    "Fit (grey edges) in": (114, 114, 114),
-}
-"""Letterbox formats of Roboflow's ``environment.json`` and their padding colours."""
-
-STRETCH = "Stretch to"
+from framepipe.models.environment import PreprocessingConfig, StaticCrop
 
 
 @dataclass(frozen=True)
 class ResizeGeometry:
-    """How a frame of ``source_size`` was placed in the model input: ``x_in = x * scale_x + pad_x``."""
+    """How a frame was placed in the model input.
 
-    source_size: tuple[int, int]  # (width, height) of the original frame
+    The resized image had ``source_size`` (width, height) and sat at ``offset`` in the original
+    frame of ``frame_size`` (a static crop); in the input ``x_in = (x - offset_x) * scale_x + pad_x``.
+    """
+
+    source_size: tuple[int, int]
     scale_x: float
     scale_y: float
     pad_x: int
     pad_y: int
+    offset_x: int = 0
+    offset_y: int = 0
+    frame_size: tuple[int, int] | None = None
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """``(width, height)`` of the original frame."""
+        return self.frame_size or self.source_size
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
-        """Map ``(N, 4)`` xyxy boxes from model-input pixels back to the frame, clipped to it."""
-        out = np.empty_like(boxes, dtype=np.float32)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
+        """Map ``(N, 4)`` xyxy boxes from model-input pixels to original-frame pixels, clipped to
+        the part of the frame the model saw."""
+        out = np.empty(boxes.shape, np.float32)
         width, height = self.source_size
-        np.clip(out[:, [0, 2]], 0, width, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, height, out=out[:, [1, 3]])
+        out[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - self.pad_x) / self.scale_x, 0, width) + self.offset_x
+        out[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - self.pad_y) / self.scale_y, 0, height) + self.offset_y
         return out
 
 
@@ -70,17 +79,15 @@ def letterbox(
     color: tuple[int, int, int] = (114, 114, 114),
     out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ResizeGeometry]:
-    """Resize ``image`` into a ``target_h`` x ``target_w`` canvas with padding of ``color``.
+    """Resize ``image`` into a ``target_h`` x ``target_w`` canvas padded with ``color``.
 
-    ``out`` (a ``uint8`` array of the target shape) is reused when given, so a caller that keeps
-    one buffer per stream allocates nothing per frame.
+    ``out`` (a ``uint8`` array of the target shape) is reused when given.
     """
     height, width = image.shape[:2]
     geometry = letterbox_geometry(width, height, target_w, target_h)
-    new_w = round(width * geometry.scale_x)
-    new_h = round(height * geometry.scale_y)
+    new_w, new_h = round(width * geometry.scale_x), round(height * geometry.scale_y)
     if out is None:
-        out = np.empty((target_h, target_w, 3), np.uint8)
+        out = np.empty((target_h, target_w, *image.shape[2:]), np.uint8)
     x0, y0 = geometry.pad_x, geometry.pad_y
     out[:y0] = color
     out[y0 + new_h :] = color
@@ -100,9 +107,127 @@ def stretch(
     """Resize ``image`` to exactly ``target_w`` x ``target_h``, each axis scaled on its own."""
     height, width = image.shape[:2]
     if out is None:
-        out = np.empty((target_h, target_w, 3), np.uint8)
+        out = np.empty((target_h, target_w, *image.shape[2:]), np.uint8)
     if (width, height) == (target_w, target_h):
         out[...] = image
     else:
         cv2.resize(image, (target_w, target_h), dst=out, interpolation=cv2.INTER_LINEAR)
     return out, ResizeGeometry((width, height), target_w / width, target_h / height, 0, 0)
+
+
+def static_crop(image: np.ndarray, crop: StaticCrop) -> tuple[np.ndarray, tuple[int, int]]:
+    """The part of ``image`` inside ``crop`` (percent), and its top-left corner in ``image``."""
+    height, width = image.shape[:2]
+    x0, x1 = int(crop.x_min / 100 * width), int(crop.x_max / 100 * width)
+    y0, y1 = int(crop.y_min / 100 * height), int(crop.y_max / 100 * height)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"static crop {crop} leaves nothing of a {width}x{height} frame")
+    return image[y0:y1, x0:x1], (x0, y0)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+_CLAHE = threading.local()
+
+
+def adjust_contrast(image: np.ndarray, kind: str) -> np.ndarray:
+    """Roboflow's three contrast steps on a BGR image.
+
+    ``Contrast Stretching`` maps the 2nd-98th percentiles to the full range; ``Histogram
+    Equalization`` equalises the grey image; ``Adaptive Equalization`` is CLAHE on the grey image
+    with 8x8 tiles and skimage's clip limit 0.03 (7.68 in OpenCV's units). The last two return a
+    grey image with three channels, as Roboflow's do.
+    """
+    if kind == "Contrast Stretching":
+        low, high = np.percentile(image, (2, 98))
+        if high <= low:
+            return image.copy()
+        scaled = (image.astype(np.float32) - low) * (255.0 / (high - low))
+        return np.clip(scaled, 0, 255).astype(np.uint8)
+    if kind == "Histogram Equalization":
+        return cv2.cvtColor(cv2.equalizeHist(_gray(image)), cv2.COLOR_GRAY2BGR)
+    if kind == "Adaptive Equalization":
+        clahe = getattr(_CLAHE, "clahe", None)
+        if clahe is None:
+            clahe = _CLAHE.clahe = cv2.createCLAHE(clipLimit=0.03 * 256, tileGridSize=(8, 8))
+        return cv2.cvtColor(clahe.apply(_gray(image)), cv2.COLOR_GRAY2BGR)
+    raise ValueError(f"unknown contrast type {kind!r}")
+
+
+class Preprocessor:
+    """Applies a ``PreprocessingConfig`` and writes a ``[B, 3, H, W]`` RGB tensor.
+
+    ``input_size`` is ``(width, height)``; ``dtype`` the network's input type (float32 or
+    float16); ``mean`` / ``std`` (RGB, on the 0..1 scale) normalise when given. Each thread gets
+    its own reusable buffers: the tensor returned is overwritten by that thread's next call, so
+    run the model on it before preprocessing the next batch on the same thread.
+    """
+
+    def __init__(
+        self,
+        config: PreprocessingConfig,
+        input_size: tuple[int, int],
+        dtype: type[np.floating] = np.float32,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        self.config = config
+        self.input_size = input_size
+        self.dtype = np.dtype(dtype)
+        self._mean = np.asarray(mean, np.float32).reshape(3, 1, 1) if mean is not None else None
+        self._std = np.asarray(std, np.float32).reshape(3, 1, 1) if std is not None else None
+        self._local = threading.local()
+        self._pad = config.pad_color
+        if self._pad is not None and mean is not None:
+            # pad with the mean colour, so that padding is 0 after normalisation (as Roboflow's RF-DETR)
+            r, g, b = (round(float(m) * 255) for m in mean)
+            self._pad = (b, g, r)
+
+    def _buffers(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        width, height = self.input_size
+        tensor = getattr(self._local, "tensor", None)
+        if tensor is None or tensor.shape[0] != count:
+            tensor = self._local.tensor = np.empty((count, 3, height, width), self.dtype)
+        canvas = getattr(self._local, "canvas", None)
+        if canvas is None:
+            canvas = self._local.canvas = np.empty((height, width, 3), np.uint8)
+        return tensor, canvas
+
+    def prepare(self, image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, ResizeGeometry]:
+        """One BGR frame resized into a ``uint8`` BGR canvas of the input size."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
+        frame_h, frame_w = image.shape[:2]
+        work, (offset_x, offset_y) = image, (0, 0)
+        config = self.config
+        if config.static_crop is not None:
+            work, (offset_x, offset_y) = static_crop(work, config.static_crop)
+        if config.contrast is not None:
+            work = adjust_contrast(work, config.contrast)
+        if config.grayscale:
+            work = cv2.cvtColor(_gray(work), cv2.COLOR_GRAY2BGR)
+        width, height = self.input_size
+        color = self._pad
+        if color is None:
+            canvas, geometry = stretch(work, width, height, out=out)
+        else:
+            canvas, geometry = letterbox(work, width, height, color, out=out)
+        if (offset_x, offset_y) != (0, 0) or work.shape[:2] != image.shape[:2]:
+            geometry = replace(geometry, offset_x=offset_x, offset_y=offset_y, frame_size=(frame_w, frame_h))
+        return canvas, geometry
+
+    def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[ResizeGeometry]]:
+        """Preprocess a batch; returns the tensor and one geometry per image."""
+        tensor, canvas = self._buffers(len(images))
+        geometries = []
+        for index, image in enumerate(images):
+            _, geometry = self.prepare(image, out=canvas)
+            np.multiply(canvas.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=tensor[index], casting="unsafe")
+            if self._mean is not None:
+                tensor[index] -= self._mean
+            if self._std is not None:
+                tensor[index] /= self._std
+            geometries.append(geometry)
+        return tensor, geometries

@@ -5,6 +5,10 @@ and then logs an error and falls back to CPU when a session is made. framepipe p
 trusting the list: it skips GPU providers when the driver library is missing, creates the
 session, checks which provider it actually got, and logs one line saying so.
 
+Order tried: TensorRT, CUDA, OpenVINO, CoreML, DirectML, then CPU. ``providers=`` or Roboflow's
+``ONNXRUNTIME_EXECUTION_PROVIDERS`` (``[CUDAExecutionProvider,CPUExecutionProvider]``) change it;
+``REQUIRED_ONNX_PROVIDERS`` (comma list) names providers whose absence is an error.
+
 Example:
     >>> from framepipe.models.session import create_session
     >>> from framepipe.artifacts import resolve_model
@@ -16,10 +20,12 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +45,30 @@ PREFERRED_PROVIDERS = (
     "CPUExecutionProvider",
 )
 _NVIDIA = {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
+_OPTIMISATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How sessions are made.
+
+    ``intra_op_threads``: ONNX Runtime's threads per session (``None``: its default, all cores).
+    ``optimisation``: graph optimisation level, ``"disable"``, ``"basic"``, ``"extended"`` or
+    ``"all"``. ``tensorrt_cache``: folder for TensorRT engines (``None``: ``tensorrt_cache`` next
+    to the weights, or in the user cache when that folder is not writable); TensorRT builds an
+    engine on the first run, which takes minutes, and reuses it from there.
+    """
+
+    intra_op_threads: int | None = None
+    optimisation: str = "all"
+    tensorrt_cache: str | None = None
+    tensorrt_fp16: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimisation not in (*_OPTIMISATION, "all"):
+            raise ValueError(f"optimisation must be one of {[*_OPTIMISATION, 'all']}, got {self.optimisation!r}")
+        if self.intra_op_threads is not None and self.intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads must be at least 1, got {self.intra_op_threads}")
 
 
 def parse_providers(text: str) -> list[str]:
@@ -60,22 +90,40 @@ def nvidia_driver_missing() -> str | None:
     return f"no NVIDIA driver ({names[0]} not found)"
 
 
-def _session_options(intra_op_threads: int | None) -> onnxruntime.SessionOptions:
+def _session_options(settings: SessionSettings) -> onnxruntime.SessionOptions:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if intra_op_threads:
-        options.intra_op_num_threads = intra_op_threads
+    if settings.intra_op_threads:
+        options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = _OPTIMISATION.get(settings.optimisation, "ORT_ENABLE_ALL")
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
     return options
+
+
+def _tensorrt_options(weights: Path, settings: SessionSettings) -> dict[str, Any]:
+    folder = Path(settings.tensorrt_cache) if settings.tensorrt_cache else weights.parent / "tensorrt_cache"
+    if settings.tensorrt_cache is None and not os.access(weights.parent, os.W_OK):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = (
+            Path(base) / "framepipe" / "tensorrt" / hashlib.sha256(str(weights.resolve()).encode()).hexdigest()[:16]
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("TensorRT engines are cached in %s (the first run builds one and can take minutes)", folder)
+    return {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(folder),
+        "trt_fp16_enable": settings.tensorrt_fp16,
+    }
 
 
 def create_session(
     weights: str | os.PathLike[str],
     providers: Sequence[str] | None = None,
     intra_op_threads: int | None = None,
+    settings: SessionSettings | None = None,
 ) -> onnxruntime.InferenceSession:
     """Open ``weights`` on the first provider of ``providers`` (or of the preferred order, or of
     ``$ONNXRUNTIME_EXECUTION_PROVIDERS``) that works here, always ending on CPU.
@@ -86,20 +134,28 @@ def create_session(
     """
     import onnxruntime as ort
 
+    settings = settings or SessionSettings()
+    if intra_op_threads is not None:
+        settings = replace(settings, intra_op_threads=intra_op_threads)
     path = Path(weights)
     if not path.is_file():
         raise ModelLoadError(f"weights file {path} does not exist")
+    available = set(ort.get_available_providers())
+    required = parse_providers(os.environ.get("REQUIRED_ONNX_PROVIDERS", ""))
+    missing = [p for p in required if p not in available]
+    if missing:
+        raise ExecutionProviderError(
+            f"REQUIRED_ONNX_PROVIDERS names {missing}, which this onnxruntime build lacks (it has {sorted(available)})"
+        )
     explicit = providers is not None
     if providers is None and os.environ.get("ONNXRUNTIME_EXECUTION_PROVIDERS"):
         providers = parse_providers(os.environ["ONNXRUNTIME_EXECUTION_PROVIDERS"])
     wanted = list(providers) if providers is not None else list(PREFERRED_PROVIDERS)
-    available = set(ort.get_available_providers())
     skipped: list[str] = []
     driver_problem = nvidia_driver_missing() if _NVIDIA & set(wanted) & available else None
     for name in wanted:
         if name == "CPUExecutionProvider":
             break
-        reason = None
         if name not in available:
             if explicit:
                 raise ExecutionProviderError(
@@ -107,44 +163,43 @@ def create_session(
                     f"(it has {', '.join(sorted(available))})"
                 )
             continue  # not in this build: nothing worth logging
-        if name in _NVIDIA and driver_problem:
-            reason = driver_problem
+        reason = driver_problem if name in _NVIDIA else None
         if reason is None:
-            session, reason = _try_provider(path, name, intra_op_threads)
+            session, reason = _try_provider(path, name, settings)
             if session is not None:
                 _log_choice(name, skipped)
                 return session
-        if explicit:
+        if explicit or name in required:
             raise ExecutionProviderError(f"execution provider {name} was asked for but cannot run: {reason}")
         skipped.append(f"{name}: {reason}")
-    session = _open(path, ["CPUExecutionProvider"], intra_op_threads)
+    session = _open(path, ["CPUExecutionProvider"], settings)
     _log_choice("CPUExecutionProvider", skipped)
     return session
 
 
-def _open(path: Path, providers: list[Any], intra_op_threads: int | None) -> onnxruntime.InferenceSession:
+def _open(path: Path, providers: list[Any], settings: SessionSettings) -> onnxruntime.InferenceSession:
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(str(path), sess_options=_session_options(intra_op_threads), providers=providers)
+        return ort.InferenceSession(str(path), sess_options=_session_options(settings), providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types from C++
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"ONNX Runtime could not load {path}: {message}") from error
 
 
 def _try_provider(
-    path: Path, name: str, intra_op_threads: int | None
+    path: Path, name: str, settings: SessionSettings
 ) -> tuple[onnxruntime.InferenceSession | None, str | None]:
     import onnxruntime as ort
 
-    previous = ort.get_default_logger_severity() if hasattr(ort, "get_default_logger_severity") else 2
+    provider: Any = (name, _tensorrt_options(path, settings)) if name == "TensorrtExecutionProvider" else name
     ort.set_default_logger_severity(4)  # a provider that fails to load must not spray errors
     try:
-        session = _open(path, [name, "CPUExecutionProvider"], intra_op_threads)
+        session = _open(path, [provider, "CPUExecutionProvider"], settings)
     except ModelLoadError as error:
         return None, str(error)
     finally:
-        ort.set_default_logger_severity(previous)
+        ort.set_default_logger_severity(2)
     if session.get_providers()[0] != name:
         return None, "failed to start (its libraries are missing or incompatible)"
     return session, None
