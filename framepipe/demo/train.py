@@ -34,6 +34,10 @@ INPUT_W, INPUT_H = 320, 192  # 16:9 frames fill it with 6 px of padding above an
 STRIDES = (8, 16, 32)
 SIZE_RANGES = ((0.0, 32.0), (32.0, 64.0), (64.0, math.inf))  # max(l, t, r, b) per level
 CENTER_RADIUS = 2.5
+# Training pulls the score of every found object to at least 0.5 (0.5 + 0.5 IoU), so 0.5 is the
+# model's own decision boundary. The exported head shifts its logits so that this boundary reads
+# 0.4, the confidence threshold Roboflow's pipeline (and framepipe's) uses by default.
+EXPORT_SCORE_SHIFT = math.log(0.4 / 0.6)
 
 
 class ConvBN(nn.Sequential):
@@ -70,6 +74,7 @@ class ShapesNet(nn.Module):
         self.heads = nn.ModuleList(
             nn.Sequential(ConvBN(neck, neck), nn.Conv2d(neck, 4 + num_classes, 1)) for _ in STRIDES
         )
+        self.register_buffer("score_shift", torch.zeros(()))  # logit offset applied by forward() only
         for head in self.heads:
             last = head[-1]
             assert isinstance(last, nn.Conv2d) and last.bias is not None
@@ -99,7 +104,7 @@ class ShapesNet(nn.Module):
             x1, y1 = ax - ltrb[:, 0], ay - ltrb[:, 1]
             x2, y2 = ax + ltrb[:, 2], ay + ltrb[:, 3]
             boxes = torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dim=1)
-            outputs.append(torch.cat([boxes, flat[:, 4:].sigmoid()], dim=1))
+            outputs.append(torch.cat([boxes, (flat[:, 4:] + self.score_shift).sigmoid()], dim=1))
         return torch.cat(outputs, dim=2)
 
 
@@ -267,6 +272,7 @@ def export(model: ShapesNet, folder: str) -> None:
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, "weights.onnx")
     model = model.to(memory_format=torch.contiguous_format).eval()
+    model.score_shift.fill_(EXPORT_SCORE_SHIFT)
     dummy = torch.zeros(1, 3, INPUT_H, INPUT_W)
     torch.onnx.export(
         model,
@@ -333,7 +339,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--init", default=None, help="start from the weights of this .pt file")
     parser.add_argument("--save", default=None, help="also save the trained weights to this .pt file")
+    parser.add_argument("--export-only", action="store_true", help="with --init: export those weights, no training")
     args = parser.parse_args(argv)
+    if args.export_only:
+        if not args.init:
+            parser.error("--export-only needs --init")
+        model = ShapesNet()
+        state = torch.load(args.init, weights_only=True)
+        state.setdefault("score_shift", torch.zeros(()))
+        model.load_state_dict(state)
+        export(model, args.out)
+        print(f"exported {args.init} to {args.out}", flush=True)
+        return
     started = time.perf_counter()
     images, targets = build_dataset(args.images, args.seed, args.threads)  # before torch starts threads
     torch.manual_seed(args.seed)
@@ -341,7 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"dataset: {len(targets)} images in {time.perf_counter() - started:.0f} s", flush=True)
     model = ShapesNet().to(memory_format=torch.channels_last)  # about 1.4x faster on CPU
     if args.init:
-        model.load_state_dict(torch.load(args.init, weights_only=True))
+        state = torch.load(args.init, weights_only=True)
+        state.setdefault("score_shift", torch.zeros(()))
+        model.load_state_dict(state)
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     warmup = min(200, args.steps // 10)

@@ -230,10 +230,10 @@ def _fits(name: str, shapes: Sequence[Shape], num_classes: int | None) -> bool:
             return False
         _, a, b = shapes[0]
         if name == "yolov8":
-            return eq(a, None if num_classes is None else 4 + num_classes) and (_dim(a) or 0) >= 5
+            return eq(a, None if num_classes is None else 4 + num_classes) and (_dim(a) or 5) >= 5
         if name == "yolov5":
-            return eq(b, None if num_classes is None else 5 + num_classes) and (_dim(b) or 0) >= 6
-        return _dim(b) == 6
+            return eq(b, None if num_classes is None else 5 + num_classes) and (_dim(b) or 6) >= 6
+        return (_dim(b) or 6) == 6
     if len(shapes) != 2 or any(len(s) != 3 for s in shapes):
         return False
     boxes, scores = shapes

@@ -169,6 +169,8 @@ class ObjectDetectionModel:
                 f"{artifacts.weights_path}: the network outputs {in_outputs} classes but {len(names)} class names "
                 f"were given ({artifacts.folder / 'class_names.txt'})"
             )
+        self._all_class_names = list(names)
+        self._outputs_checked = False
         self._background = names.index(RFDETR_BACKGROUND) if RFDETR_BACKGROUND in names else None
         self.class_names = [n for n in names if n != RFDETR_BACKGROUND]
         self.task_type = (artifacts.model_type or {}).get("project_task_type", "object-detection")
@@ -237,6 +239,8 @@ class ObjectDetectionModel:
     ) -> list[dict[str, Any]]:
         """Decode, filter, suppress and map back to each frame; Roboflow's JSON per image."""
         as_float = [o.astype(np.float32, copy=False) for o in outputs]
+        if not self._outputs_checked:
+            self._check_outputs(as_float)
         candidates = self.decoder(
             as_float, parameters.confidence, self.input_size, parameters.max_candidates, parameters.max_detections
         )
@@ -244,6 +248,22 @@ class ObjectDetectionModel:
         if parameters.class_filter is not None:
             allowed = np.array([i for i, n in enumerate(self.class_names) if n in parameters.class_filter], np.int64)
         return [self._to_json(c, g, parameters, allowed) for c, g in zip(candidates, geometries, strict=True)]
+
+    def _check_outputs(self, outputs: Sequence[np.ndarray]) -> None:
+        """The first real outputs must fit the decoder (their axes may have been symbolic)."""
+        shapes = [list(o.shape) for o in outputs]
+        names = self._all_class_names
+        found = _classes_in_outputs(self.decoder, shapes)
+        problem = None
+        if self.decoder.name in ("yolov8", "yolov5", "end-to-end") and (len(shapes) != 1 or len(shapes[0]) != 3):
+            problem = "expected one output of rank 3"
+        elif self.decoder.name == "end-to-end" and shapes[0][2] != 6:
+            problem = "expected 6 values per detection"
+        elif found is not None and found != len(names):
+            problem = f"{found} classes in the outputs but {len(names)} class names"
+        if problem:
+            raise UnsupportedModelOutputError(f"{self.model_id}: {self.decoder.name} outputs {shapes}: {problem}")
+        self._outputs_checked = True
 
     def _to_json(
         self, found: Candidates, geometry: ResizeGeometry, parameters: InferenceParameters, allowed: np.ndarray | None
