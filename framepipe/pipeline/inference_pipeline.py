@@ -1,11 +1,14 @@
-"""``InferencePipeline``: sources → inference thread → sink dispatcher, with Roboflow's API.
+"""``InferencePipeline``: sources → batch collector → inference workers → sink dispatcher, with
+Roboflow Inference's API.
 
-Threads (all named ``framepipe-*``): one decoder per source fills a bounded buffer; the inference
-thread collects one frame per source, runs the model and puts the results on a bounded
-predictions queue; the dispatcher (the caller's thread with ``start()``, or its own thread with
-``start(use_main_thread=False)``) hands each frame and its predictions to ``on_prediction``. Every
-queue is bounded, so memory stays flat however slow a sink is: a file is never read ahead more
-than a few frames.
+Threads (all named ``framepipe-*``): one decoder per source fills a bounded buffer; the collector
+gathers at most one frame per source into a batch without waiting for a stalled camera; several
+inference workers run the model on batches in parallel (on CPU two workers with the cores split
+between them beat one worker with all of them); results are put back in order and queued for
+the dispatcher (the caller's thread with ``start()``, or its own with
+``start(use_main_thread=False)``), which calls ``on_prediction``. Every queue is bounded. With
+files nothing is dropped: a slow sink slows the pipeline down. With live sources a slow sink
+never slows inference: the oldest waiting results are dropped and counted.
 
 Example:
     >>> from framepipe import InferencePipeline
@@ -32,6 +35,12 @@ from typing import Any
 
 from framepipe.errors import PipelineStateError, SourceNotFoundError
 from framepipe.models import InferenceParameters, get_model
+from framepipe.pipeline.collector import BatchCollector, CollectedFrame
+from framepipe.pipeline.metrics import MetricsSnapshot, PipelineMetrics, prometheus_text
+from framepipe.pipeline.metrics_server import MetricsServer
+from framepipe.pipeline.reorder import ReorderBuffer
+from framepipe.pipeline.sink_queue import SinkQueue
+from framepipe.pipeline.workers import plan_workers
 from framepipe.sources import (
     DEFAULT_BUFFER_SIZE,
     BufferConsumptionStrategy,
@@ -48,6 +57,10 @@ logger = logging.getLogger("framepipe.pipeline")
 PREDICTIONS_QUEUE_SIZE = int(os.environ.get("INFERENCE_PIPELINE_PREDICTIONS_QUEUE_SIZE", "16"))
 """Results waiting for the sink. Roboflow queues 512 (a gigabyte of 720p frames behind a slow
 sink); 16 is enough to absorb sink jitter. Overridden by Roboflow's environment variable."""
+
+LIVE_BATCH_WINDOW = 0.02
+"""Default ``batch_collection_timeout`` when any source is live: a batch waits at most 20 ms
+for the other cameras after its first frame."""
 
 _POLL = 0.05
 _END = object()
@@ -67,6 +80,10 @@ class SinkMode(str, Enum):
     SEQUENTIAL = "sequential"
 
 
+class PipelineSinkError(RuntimeError):
+    """Raised by ``join()`` when ``stop_on_sink_error`` stopped the pipeline."""
+
+
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -84,16 +101,28 @@ def _warn_once(name: str, message: str) -> None:
         logger.warning(message)
 
 
+def _is_file_reference(reference: str | int) -> bool:
+    return isinstance(reference, str) and not reference.lower().startswith(STREAM_PREFIXES)
+
+
 def _check_references(references: list[VideoReference]) -> list[str | int]:
     checked: list[str | int] = []
     for reference in references:
         if isinstance(reference, bool) or not isinstance(reference, (str, int, os.PathLike)):
             raise TypeError(f"a video reference is a path, URL or webcam index, got {type(reference).__name__}")
         value = reference if isinstance(reference, int) else os.fspath(reference)
-        if isinstance(value, str) and not value.lower().startswith(STREAM_PREFIXES) and not os.path.exists(value):
+        if _is_file_reference(value) and not os.path.exists(value):
             raise SourceNotFoundError(f"video file {value!r} does not exist")
         checked.append(value)
     return checked
+
+
+def _source_up(source: VideoSource) -> bool:
+    """Connected and delivering (not ended, not reconnecting, not paused)."""
+    state = getattr(source, "is_producing", None)
+    if callable(state):
+        return bool(state())
+    return source.is_alive
 
 
 class InferencePipeline:
@@ -113,6 +142,12 @@ class InferencePipeline:
         batch_collection_timeout: float | None = None,
         sink_mode: SinkMode = SinkMode.ADAPTIVE,
         predictions_queue_size: int = PREDICTIONS_QUEUE_SIZE,
+        inference_workers: int = 1,
+        max_batch_size: int | None = None,
+        sink_queue_policy: str | None = None,
+        stop_on_sink_error: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         self._sources = sources
         self._on_video_frame = on_video_frame
@@ -122,22 +157,42 @@ class InferencePipeline:
         self._handlers = list(status_update_handlers)
         self._watchdog = watchdog
         self._max_fps = max_fps
-        self._batch_timeout = batch_collection_timeout
+        all_files = all(_is_file_reference(s.reference) for s in sources)
+        self._batch_window = batch_collection_timeout
+        if batch_collection_timeout is None and not all_files:
+            self._batch_window = LIVE_BATCH_WINDOW
         self._sink_mode = SinkMode(sink_mode)
-        self._predictions: queue.Queue[Any] = queue.Queue(maxsize=max(int(predictions_queue_size), 1))
+        self._sink_queue = SinkQueue(
+            predictions_queue_size, sink_queue_policy or ("block" if all_files else "drop_oldest")
+        )
+        self._workers_count = max(int(inference_workers), 1)
+        self._batches: queue.Queue[Any] = queue.Queue(maxsize=self._workers_count)
+        self._max_batch_size = max_batch_size
+        self._stop_on_sink_error = stop_on_sink_error
+        self._metrics_port = metrics_port
+        self._metrics_host = metrics_host
+        self._metrics_server: MetricsServer | None = None
         self._stop = threading.Event()
+        self._frame_event = threading.Event()
         self._state_lock = threading.Lock()
         self._started = False
         self._ended_pipeline = False
-        self._inference_thread: threading.Thread | None = None
+        self._reorder: ReorderBuffer[Any] = ReorderBuffer()
+        self._reorder_lock = threading.Lock()
+        self._workers_left = self._workers_count
+        self._threads: list[threading.Thread] = []
         self._dispatch_thread: threading.Thread | None = None
-        self._ended_sources: set[int] = set()
+        self.metrics_store = PipelineMetrics()
         self.frames_inferred = 0
         self.frames_dispatched = 0
         self.dispatch_errors = 0
         self.inference_error: BaseException | None = None
+        self.sink_error: BaseException | None = None
         self.model: Any = None  # set by init(): the loaded model
         self.inference_parameters: InferenceParameters | None = None
+        for source in sources:
+            if hasattr(source, "add_frame_listener"):
+                source.add_frame_listener(self._frame_event.set)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -169,6 +224,13 @@ class InferencePipeline:
         predictions_queue_size: int = PREDICTIONS_QUEUE_SIZE,
         decoding_buffer_size: int = DEFAULT_BUFFER_SIZE,
         exec_session_id: str | None = None,
+        *,
+        inference_workers: int | None = None,
+        class_filter: list[str] | None = None,
+        stop_on_sink_error: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        sink_queue_policy: str | None = None,
     ) -> InferencePipeline:
         """A pipeline running ``model_id`` on ``video_reference`` (a file, URL, webcam index or a
         list of them), with Roboflow's parameters in Roboflow's order.
@@ -179,6 +241,12 @@ class InferencePipeline:
         ``max_candidates`` 3000, ``max_detections`` 300, per-class NMS. Parameters that have no
         meaning here (active learning, mask decoding, usage tracking) are accepted and warned
         about once.
+
+        framepipe's own keyword-only parameters: ``inference_workers`` (default: two on CPU, each
+        with half of the cores), ``class_filter``, ``stop_on_sink_error`` (a raising
+        ``on_prediction`` stops the pipeline and ``join()`` raises), ``metrics_port`` (serve
+        ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
+        or ``"drop_oldest"``; default: block for files, drop for live sources).
         """
         references = video_reference if isinstance(video_reference, list) else [video_reference]
         _check_references(references)
@@ -188,7 +256,8 @@ class InferencePipeline:
             _warn_once("active_learning_target", "active_learning_target_dataset is ignored by framepipe")
         if mask_decode_mode not in (None, "accurate") or tradeoff_factor not in (None, 0.0):
             _warn_once("mask_decode", "mask_decode_mode and tradeoff_factor apply to segmentation models; ignored")
-        model = get_model(model_id, api_key=api_key)
+        workers, threads = plan_workers(inference_workers)
+        model = get_model(model_id, api_key=api_key, intra_op_threads=threads)
         parameters = InferenceParameters(
             confidence=confidence if confidence is not None else _env_float("CONFIDENCE", 0.4),
             iou_threshold=iou_threshold if iou_threshold is not None else _env_float("IOU_THRESHOLD", 0.3),
@@ -197,6 +266,7 @@ class InferencePipeline:
             ),
             max_candidates=max_candidates if max_candidates is not None else int(_env_float("MAX_CANDIDATES", 3000)),
             max_detections=max_detections if max_detections is not None else int(_env_float("MAX_DETECTIONS", 300)),
+            class_filter=tuple(class_filter) if class_filter is not None else None,
         )
 
         def on_video_frame(frames: list[VideoFrame]) -> list[dict[str, Any]]:
@@ -220,6 +290,11 @@ class InferencePipeline:
             predictions_queue_size=predictions_queue_size,
             decoding_buffer_size=decoding_buffer_size,
             exec_session_id=exec_session_id,
+            inference_workers=workers,
+            stop_on_sink_error=stop_on_sink_error,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            sink_queue_policy=sink_queue_policy,
         )
         pipeline.model = model
         pipeline.inference_parameters = parameters
@@ -247,9 +322,17 @@ class InferencePipeline:
         decoding_buffer_size: int = DEFAULT_BUFFER_SIZE,
         exec_session_id: str | None = None,
         allow_tensor_frames: bool = False,
+        *,
+        inference_workers: int = 1,
+        max_batch_size: int | None = None,
+        stop_on_sink_error: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        sink_queue_policy: str | None = None,
     ) -> InferencePipeline:
         """A pipeline whose ``on_video_frame(frames: list[VideoFrame])`` returns one prediction
-        per frame, in order; those go to ``on_prediction`` as with ``init``."""
+        per frame, in order; those go to ``on_prediction`` as with ``init``. One inference worker
+        by default (``on_video_frame`` need not be thread-safe); more with ``inference_workers``."""
         references = video_reference if isinstance(video_reference, list) else [video_reference]
         if not references:
             raise ValueError("video_reference is an empty list: give at least one source")
@@ -292,11 +375,26 @@ class InferencePipeline:
             batch_collection_timeout=batch_collection_timeout,
             sink_mode=SinkMode(sink_mode),
             predictions_queue_size=predictions_queue_size,
+            inference_workers=inference_workers,
+            max_batch_size=max_batch_size,
+            sink_queue_policy=sink_queue_policy,
+            stop_on_sink_error=stop_on_sink_error,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
 
     @property
     def sources(self) -> list[VideoSource]:
         return list(self._sources)
+
+    @property
+    def inference_workers(self) -> int:
+        return self._workers_count
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port`` of the metrics endpoint while it runs."""
+        return self._metrics_server.url if self._metrics_server is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, use_main_thread: bool = True) -> None:
@@ -310,12 +408,26 @@ class InferencePipeline:
         try:
             for source in self._sources:
                 source.start()
+            if self._metrics_port is not None:
+                self._metrics_server = MetricsServer(
+                    lambda: prometheus_text(self.metrics(), self.metrics_store),
+                    self.health,
+                    self._metrics_port,
+                    self._metrics_host,
+                )
+                self._metrics_server.start()
         except BaseException:
             for source in self._sources:
                 source.terminate(wait=True)
             raise
-        self._inference_thread = threading.Thread(target=self._infer_loop, name="framepipe-inference")
-        self._inference_thread.start()
+        self._emit("INFERENCE_THREAD_STARTED", UpdateSeverity.INFO)
+        self._threads = [threading.Thread(target=self._collect_loop, name="framepipe-collector")]
+        self._threads += [
+            threading.Thread(target=self._worker_loop, name=f"framepipe-inference-{i}")
+            for i in range(self._workers_count)
+        ]
+        for thread in self._threads:
+            thread.start()
         if self._on_pipeline_start is not None:
             self._on_pipeline_start()
         if use_main_thread:
@@ -328,139 +440,227 @@ class InferencePipeline:
         """Stop everything soon: sources stop decoding, queued frames and results are dropped.
         Returns at once; safe to call twice and from inside ``on_prediction``."""
         self._stop.set()
+        self._frame_event.set()
         for source in self._sources:
             source.terminate(wait=False)
-        self._drain_predictions()
+        self._drain_batches()
+        self._sink_queue.clear()
+        self._sink_queue.close()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the pipeline to finish (end of every source, or ``terminate()``), then call
-        ``on_pipeline_end``."""
+        ``on_pipeline_end``. Raises ``PipelineSinkError`` when ``stop_on_sink_error`` stopped it."""
         current = threading.current_thread()
-        if current in (self._dispatch_thread, self._inference_thread):
+        if current is self._dispatch_thread or current in self._threads:
             raise PipelineStateError(
                 "join() called from a pipeline thread (e.g. inside on_prediction) would wait forever"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in (self._inference_thread, self._dispatch_thread):
+
+        def left() -> float | None:
+            return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+        for thread in [*self._threads, self._dispatch_thread]:
             if thread is not None:
-                thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+                thread.join(left())
         for source in self._sources:
-            source.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+            source.join(left())
         with self._state_lock:
-            finished = not any(t is not None and t.is_alive() for t in (self._inference_thread, self._dispatch_thread))
-            if not finished or self._ended_pipeline:
+            running = any(t is not None and t.is_alive() for t in [*self._threads, self._dispatch_thread])
+            if running or self._ended_pipeline:
                 return
             self._ended_pipeline = True
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
         if self._on_pipeline_end is not None:
             self._on_pipeline_end()
+        if self.sink_error is not None and self._stop_on_sink_error:
+            raise PipelineSinkError(f"on_prediction raised and stop_on_sink_error is set: {self.sink_error}") from (
+                self.sink_error
+            )
 
-    # -- status ------------------------------------------------------------------------------------
-    def _emit(self, event_type: str, severity: UpdateSeverity, context: str, **payload: Any) -> None:
-        update = StatusUpdate(datetime.now(), severity, event_type, payload, context)
+    # -- per-source control (Roboflow's names) -----------------------------------------------------
+    def _each(self, source_id: int | None, action: str) -> None:
+        chosen = self._sources if source_id is None else [s for s in self._sources if s.source_id == source_id]
+        if not chosen:
+            raise ValueError(f"no source with id {source_id}")
+        for source in chosen:
+            getattr(source, action)()
+
+    def pause_stream(self, source_id: int | None = None) -> None:
+        """Stop decoding ``source_id`` (all sources when ``None``) until ``resume_stream``."""
+        self._each(source_id, "pause")
+
+    def mute_stream(self, source_id: int | None = None) -> None:
+        """Keep decoding ``source_id`` but drop every frame until ``resume_stream``."""
+        self._each(source_id, "mute")
+
+    def resume_stream(self, source_id: int | None = None) -> None:
+        """Undo ``pause_stream`` / ``mute_stream``."""
+        self._each(source_id, "resume")
+
+    # -- status and metrics ------------------------------------------------------------------------
+    def _emit(self, event_type: str, severity: UpdateSeverity, **payload: Any) -> None:
+        update = StatusUpdate(datetime.now(), severity, event_type, payload, "inference_pipeline")
         for handler in self._handlers:
             try:
                 handler(update)
             except Exception:
                 logger.warning("status update handler failed on %s", event_type, exc_info=True)
 
-    # -- inference thread --------------------------------------------------------------------------
-    def _collect(self) -> list[VideoFrame] | None:
-        """One frame from each live source (waiting up to ``batch_collection_timeout`` in all);
-        ``None`` when every source has ended."""
-        live = [s for s in self._sources if s.source_id not in self._ended_sources]
-        if not live:
-            return None
-        deadline = None if self._batch_timeout is None else time.monotonic() + self._batch_timeout
-        frames: list[VideoFrame] = []
-        for source in live:
-            while not self._stop.is_set():
-                wait = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-                if wait <= 0:
-                    break
-                try:
-                    frame = source.read_frame(timeout=wait)
-                except TimeoutError:
-                    continue
-                if frame is None:
-                    self._ended_sources.add(source.source_id)
-                    if source.error is not None:
-                        logger.error("source %s ended with an error: %s", source.source_id, source.error)
-                else:
-                    frames.append(frame)
-                break
-        return frames
+    def _running(self) -> bool:
+        return any(t.is_alive() for t in self._threads) and not self._stop.is_set()
 
-    def _infer_loop(self) -> None:
-        self._emit("INFERENCE_THREAD_STARTED", UpdateSeverity.INFO, "inference_pipeline")
+    def metrics(self) -> MetricsSnapshot:
+        """Counters and latencies so far: per source captured / processed / dispatched / dropped,
+        and per stage (queue, batch, inference, sink, end to end) p50 / p95 / p99."""
+        for source in self._sources:
+            counters = self.metrics_store.counters(source.source_id)
+            counters.captured = source.frames_decoded
+            counters.dropped_by_source = source.frames_dropped
+            counters.dropped_by_sink_queue = self._sink_queue.dropped.get(source.source_id, 0)
+        return self.metrics_store.snapshot(
+            {s.source_id: self._running() and _source_up(s) for s in self._sources},
+            self._workers_count,
+            len(self._sink_queue),
+        )
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the pipeline runs and at least one source is up."""
+        up = {str(s.source_id): self._running() and _source_up(s) for s in self._sources}
+        return any(up.values()), {"sources_up": up, "running": self._running()}
+
+    # -- collector ---------------------------------------------------------------------------------
+    def _collect_loop(self) -> None:
+        collector = BatchCollector(
+            self._sources,
+            window=self._batch_window,
+            max_batch_size=self._max_batch_size or len(self._sources),
+            stop=self._stop,
+            producing=_source_up,
+            frame_event=self._frame_event,
+            on_end=self._source_ended,
+        )
         interval = 1.0 / self._max_fps if self._max_fps else 0.0
         next_due = time.monotonic()
+        sequence = 0
         try:
             while not self._stop.is_set():
-                frames = self._collect()
-                if frames is None:
+                batch = collector.next_batch()
+                if batch is None:
                     break
-                if not frames:
-                    continue
                 if interval:
                     delay = next_due - time.monotonic()
-                    if delay > 0 and all(f.comes_from_video_file for f in frames):
-                        time.sleep(delay)
+                    if delay > 0 and all(c.frame.comes_from_video_file for c in batch):
+                        self._stop.wait(delay)
                     elif delay > 0:
                         continue  # live sources: drop this batch rather than fall behind
                     next_due = max(next_due + interval, time.monotonic())
-                if self._watchdog is not None and hasattr(self._watchdog, "on_model_inference_started"):
-                    self._watchdog.on_model_inference_started(frames)
-                predictions = list(self._on_video_frame(frames))
-                if len(predictions) != len(frames):
-                    raise ValueError(f"on_video_frame returned {len(predictions)} predictions for {len(frames)} frames")
-                if self._watchdog is not None and hasattr(self._watchdog, "on_model_prediction_ready"):
-                    self._watchdog.on_model_prediction_ready(frames)
-                self.frames_inferred += len(frames)
-                self._emit(
-                    "INFERENCE_COMPLETED",
-                    UpdateSeverity.DEBUG,
-                    "inference_pipeline",
-                    frames_ids=[f.frame_id for f in frames],
-                    sources_id=[f.source_id for f in frames],
-                )
-                self._put((predictions, frames))
+                if self._put_batch((sequence, batch)):
+                    sequence += 1
         except Exception as error:
-            self.inference_error = error
-            logger.exception("inference failed; the pipeline stops")
-            self._emit(
-                "INFERENCE_ERROR",
-                UpdateSeverity.ERROR,
-                "inference_pipeline",
-                error_type=type(error).__name__,
-                error_message=str(error),
-                error_context="inference_thread",
-            )
+            self._fail(error, "collector")
         finally:
-            for source in self._sources:
-                source.terminate(wait=False)
-            self._put(_END, force=True)
-            self._emit("INFERENCE_THREAD_FINISHED", UpdateSeverity.INFO, "inference_pipeline")
+            for _ in range(self._workers_count):
+                self._put_batch(_END, force=True)
 
-    def _put(self, item: Any, force: bool = False) -> None:
+    def _source_ended(self, source: Any) -> None:
+        if source.error is not None:
+            logger.error("source %s ended with an error: %s", source.source_id, source.error)
+
+    def _put_batch(self, item: Any, force: bool = False) -> bool:
         while True:
             if self._stop.is_set() and not force:
-                return
+                return False
             try:
-                self._predictions.put(item, timeout=_POLL)
-                return
+                self._batches.put(item, timeout=_POLL)
+                return True
             except queue.Full:
                 if self._stop.is_set():
-                    self._drain_predictions()
+                    self._drain_batches()
 
-    def _drain_predictions(self) -> None:
+    def _drain_batches(self) -> None:
         while True:
             try:
-                item = self._predictions.get_nowait()
+                item = self._batches.get_nowait()
             except queue.Empty:
                 return
-            if item is _END:
-                self._predictions.put_nowait(item)
+            if item is _END:  # keep end markers for the workers
+                self._batches.put_nowait(item)
                 return
+
+    # -- workers -----------------------------------------------------------------------------------
+    def _worker_loop(self) -> None:
+        try:
+            while True:
+                item = self._batches.get()
+                if item is _END:
+                    break
+                if self._stop.is_set():
+                    continue
+                sequence, batch = item
+                self._infer(sequence, batch)
+        finally:
+            with self._reorder_lock:
+                self._workers_left -= 1
+                last = self._workers_left == 0
+            if last:
+                self._sink_queue.put_final(_END)
+                self._emit("INFERENCE_THREAD_FINISHED", UpdateSeverity.INFO)
+
+    def _infer(self, sequence: int, batch: list[CollectedFrame]) -> None:
+        frames = [c.frame for c in batch]
+        started = time.monotonic()
+        if self._watchdog is not None and hasattr(self._watchdog, "on_model_inference_started"):
+            self._watchdog.on_model_inference_started(frames)
+        try:
+            predictions = list(self._on_video_frame(frames))
+            if len(predictions) != len(frames):
+                raise ValueError(f"on_video_frame returned {len(predictions)} predictions for {len(frames)} frames")
+        except Exception as error:
+            self._fail(error, "inference_thread")
+            return
+        finished = time.monotonic()
+        if self._watchdog is not None and hasattr(self._watchdog, "on_model_prediction_ready"):
+            self._watchdog.on_model_prediction_ready(frames)
+        store = self.metrics_store
+        store.count_batch(len(frames))
+        store.throughput.tick(len(frames), finished)
+        for collected in batch:
+            source_id = collected.frame.source_id or 0
+            store.observe(source_id, "queue", collected.queued)
+            store.observe(source_id, "batch", started - collected.taken_at)
+            store.observe(source_id, "inference", finished - started)
+            store.counters(source_id).processed += 1
+        self.frames_inferred += len(frames)
+        self._emit(
+            "INFERENCE_COMPLETED",
+            UpdateSeverity.DEBUG,
+            frames_ids=[f.frame_id for f in frames],
+            sources_id=[f.source_id for f in frames],
+        )
+        with self._reorder_lock:  # results leave in batch order, whichever worker finished first
+            for due in self._reorder.push(sequence, (predictions, frames)):
+                self._enqueue_result(due)
+
+    def _enqueue_result(self, result: tuple[list[Any], list[VideoFrame]]) -> None:
+        source_ids = [f.source_id or 0 for f in result[1]]
+        while not self._stop.is_set():
+            if self._sink_queue.put(result, source_ids, timeout=_POLL):
+                return
+
+    def _fail(self, error: BaseException, context: str) -> None:
+        if self.inference_error is None:
+            self.inference_error = error
+        logger.error("%s failed; the pipeline stops: %s", context, error, exc_info=error)
+        self._emit(
+            "INFERENCE_ERROR",
+            UpdateSeverity.ERROR,
+            error_type=type(error).__name__,
+            error_message=str(error),
+            error_context=context,
+        )
+        self.terminate()
 
     # -- dispatch ----------------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
@@ -468,14 +668,19 @@ class InferencePipeline:
             self._sink_mode is SinkMode.ADAPTIVE and len(self._sources) > 1
         )
         while True:
-            item = self._predictions.get()
+            try:
+                item = self._sink_queue.get(timeout=_POLL)
+            except TimeoutError:
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    break
+                continue
             if item is _END:
                 break
             if self._stop.is_set():
                 continue  # terminated: results still queued are not delivered
             predictions, frames = item
             if self._on_prediction is None:
-                self.frames_dispatched += len(frames)
+                self._delivered(frames, 0.0)
                 continue
             if batch_mode:
                 by_source: list[Any] = [None] * len(self._sources)
@@ -487,27 +692,49 @@ class InferencePipeline:
             else:
                 for prediction, frame in zip(predictions, frames, strict=True):
                     self._call_sink(prediction, frame, [frame])
+        self._stop.set()
+        for source in self._sources:
+            source.terminate(wait=False)
+
+    def _delivered(self, frames: list[VideoFrame], sink_seconds: float) -> None:
+        for frame in frames:
+            source_id = frame.source_id or 0
+            self.metrics_store.observe(source_id, "sink", sink_seconds)
+            self.metrics_store.counters(source_id).dispatched += 1
+        self.frames_dispatched += len(frames)
 
     def _call_sink(self, predictions: Any, frames: Any, delivered: list[VideoFrame]) -> None:
         assert self._on_prediction is not None
+        called = datetime.now()
+        for frame in delivered:
+            self.metrics_store.observe(
+                frame.source_id or 0, "end_to_end", (called - frame.frame_timestamp).total_seconds()
+            )
+        started = time.monotonic()
         try:
             self._on_prediction(predictions, frames)
         except Exception as error:
             self.dispatch_errors += 1
+            for frame in delivered:
+                self.metrics_store.counters(frame.source_id or 0).sink_errors += 1
             where = ", ".join(f"source {f.source_id} frame {f.frame_id}" for f in delivered)
-            logger.exception("on_prediction raised on %s; the pipeline goes on", where)
+            logger.exception(
+                "on_prediction raised on %s; %s", where, "stopping" if self._stop_on_sink_error else "going on"
+            )
             self._emit(
                 "INFERENCE_RESULTS_DISPATCHING_ERROR",
                 UpdateSeverity.ERROR,
-                "inference_pipeline",
                 error_type=type(error).__name__,
                 error_message=str(error),
                 error_context="inference_results_dispatching",
                 frames=[(f.source_id, f.frame_id) for f in delivered],
             )
+            if self._stop_on_sink_error:
+                self.sink_error = error
+                self.terminate()
         finally:
-            self.frames_dispatched += len(delivered)
+            self._delivered(delivered, time.monotonic() - started)
 
     def __repr__(self) -> str:
         references = ", ".join(redact(s.reference) for s in self._sources)
-        return f"InferencePipeline(sources=[{references}], started={self._started})"
+        return f"InferencePipeline(sources=[{references}], workers={self._workers_count}, started={self._started})"
