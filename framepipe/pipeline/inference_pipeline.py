@@ -387,6 +387,10 @@ class InferencePipeline:
     def sources(self) -> list[VideoSource]:
         return list(self._sources)
 
+    def is_running(self) -> bool:
+        """Whether any pipeline thread (collector, workers, dispatcher) is still working."""
+        return any(t is not None and t.is_alive() for t in [*self._threads, self._dispatch_thread])
+
     @property
     def inference_workers(self) -> int:
         return self._workers_count

@@ -1,0 +1,1 @@
+"""The ``framepipe`` command's subcommands, one module each."""

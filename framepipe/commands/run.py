@@ -1,0 +1,234 @@
+"""``framepipe run MODEL SOURCE...``: the pipeline from the command line.
+
+Sinks (``--sink``, repeatable): ``display`` (a window, tiled for several sources),
+``video:PATH`` (annotated H.264 MP4), ``jsonl:PATH`` (one JSON object per frame),
+``udp:HOST:PORT`` (Roboflow's UDP messages). Files get a progress bar; live streams a status line
+with fps, latency and drops every second. Ctrl-C stops cleanly and finishes every file.
+
+Example::
+
+    framepipe run framepipe-shapes/1 clip.mp4 --sink video:annotated.mp4 --sink jsonl:out.jsonl
+    framepipe run my-model/3 rtsp://cam/stream --sink display --metrics-port 9090
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from framepipe.errors import FramepipeError
+
+logger = logging.getLogger("framepipe.run")
+
+SinkFunction = Callable[[Any, Any], None]
+
+
+class CommandError(FramepipeError):
+    """A command-line argument that cannot be used."""
+
+
+def add_command(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a model over videos, streams or cameras",
+        description="Run MODEL (an id such as framepipe-shapes/1, a model folder or an .onnx file) over each SOURCE "
+        "(a file, an rtsp:// or http(s):// URL, or a webcam index) and send the results to the sinks.",
+    )
+    run.add_argument("model")
+    run.add_argument("sources", nargs="+", metavar="SOURCE")
+    run.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="SINK",
+        help="display | video:PATH | jsonl:PATH | udp:HOST:PORT (repeat for several)",
+    )
+    run.add_argument("--max-fps", type=float, help="at most this many batches per second")
+    run.add_argument("--confidence", type=float, help="confidence threshold (default 0.4)")
+    run.add_argument("--iou-threshold", type=float, help="NMS IoU threshold (default 0.3)")
+    run.add_argument("--workers", type=int, help="inference workers (default: 2 on CPU)")
+    run.add_argument("--metrics-port", type=int, help="serve /metrics and /healthz on 127.0.0.1:PORT")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or status line")
+    run.set_defaults(handler=execute)
+
+
+def _source(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+class _Sinks:
+    """The sinks named on the command line, called in order; a failing sink does not stop the others."""
+
+    def __init__(self) -> None:
+        self.sinks: list[tuple[str, SinkFunction]] = []
+        self._closers: list[Callable[[], None]] = []
+
+    def add(self, name: str, sink: SinkFunction, close: Callable[[], None] | None = None) -> None:
+        self.sinks.append((name, sink))
+        if close is not None:
+            self._closers.append(close)
+
+    def __call__(self, predictions: Any, frames: Any) -> None:
+        for name, sink in self.sinks:
+            try:
+                sink(predictions, frames)
+            except Exception:
+                logger.exception("sink %s failed", name)
+
+    def close(self) -> None:
+        for close in self._closers:
+            try:
+                close()
+            except Exception:
+                logger.exception("closing a sink failed")
+
+
+def _build_sinks(specs: list[str], several_sources: bool, fps: float) -> _Sinks:
+    from functools import partial
+
+    from framepipe.sinks import H264Writer, JsonlSink, create_tiles, render_boxes
+
+    sinks = _Sinks()
+    for spec in specs:
+        kind, _, target = spec.partition(":")
+        if kind == "display" and not target:
+            sinks.add(spec, partial(render_boxes, display_size=(1280, 720)))
+        elif kind == "video" and target:
+            writer = H264Writer(target, fps=fps)
+
+            def write(item: Any, writer: H264Writer = writer) -> None:
+                writer.write(create_tiles([img for _, img in item]) if isinstance(item, list) else item[1])
+
+            sinks.add(
+                spec, partial(render_boxes, display_size=None, fps_monitor=None, on_frame_rendered=write), writer.close
+            )
+        elif kind == "jsonl" and target:
+            jsonl = JsonlSink(target)
+            sinks.add(spec, jsonl.on_prediction, jsonl.release)
+        elif kind == "udp" and target:
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit():
+                raise CommandError(f"--sink {spec}: expected udp:HOST:PORT")
+            try:
+                from framepipe.sinks import UDPSink  # type: ignore[attr-defined]
+            except ImportError as error:
+                raise CommandError("--sink udp: this version has no UDP sink") from error
+            udp = UDPSink.init(host, int(port))
+            sinks.add(spec, udp.send_predictions)
+        else:
+            raise CommandError(f"--sink {spec!r}: expected display, video:PATH, jsonl:PATH or udp:HOST:PORT")
+    if several_sources and not sinks.sinks:
+        logger.info("no --sink given: results are counted, not kept")
+    return sinks
+
+
+def _probe(sources: list[str | int]) -> tuple[int | None, float]:
+    """Total frames when every source is a file (else ``None``), and the first source's fps."""
+    from framepipe.sources import open_reader
+
+    total, fps = 0, 30.0
+    for index, reference in enumerate(sources):
+        if not isinstance(reference, str) or "://" in reference:
+            return None, fps
+        reader = open_reader(reference)
+        try:
+            total += reader.properties.total_frames
+            if index == 0 and reader.properties.fps:
+                fps = reader.properties.fps
+        finally:
+            reader.close()
+    return total or None, fps
+
+
+def execute(args: argparse.Namespace) -> int:
+    from framepipe.pipeline import InferencePipeline
+
+    sources = [_source(s) for s in args.sources]
+    total, fps = _probe(sources)
+    sinks = _build_sinks(args.sink, len(sources) > 1, fps)
+    delivered = [0]
+    lock = threading.Lock()
+
+    def on_prediction(predictions: Any, frames: Any) -> None:
+        sinks(predictions, frames)
+        with lock:
+            delivered[0] += sum(f is not None for f in frames) if isinstance(frames, list) else 1
+
+    try:
+        pipeline = InferencePipeline.init(
+            [s for s in sources] if len(sources) > 1 else sources[0],
+            args.model,
+            on_prediction,
+            max_fps=args.max_fps,
+            confidence=args.confidence,
+            iou_threshold=args.iou_threshold,
+            inference_workers=args.workers,
+            metrics_port=args.metrics_port,
+        )
+    except BaseException:
+        sinks.close()
+        raise
+    started = time.monotonic()
+    bar: Any = None
+    interrupted = False
+    try:
+        pipeline.start(use_main_thread=False)
+        if not args.quiet and total is not None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="frame", desc="framepipe", dynamic_ncols=True)
+        last_line = time.monotonic()
+        while pipeline.is_running():
+            time.sleep(0.2)
+            if bar is not None:
+                bar.update(delivered[0] - bar.n)
+            elif not args.quiet and time.monotonic() - last_line >= 1.0:
+                last_line = time.monotonic()
+                print(_status_line(pipeline), file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\nstopping...", file=sys.stderr)
+    finally:
+        if interrupted:
+            pipeline.terminate()
+        pipeline.join()
+        if bar is not None:
+            bar.update(delivered[0] - bar.n)
+            bar.close()
+        sinks.close()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    print(_summary(pipeline, delivered[0], elapsed))
+    if pipeline.inference_error is not None:
+        raise pipeline.inference_error
+    return 130 if interrupted else 0
+
+
+def _latency_ms(snapshot: Any, stage: str, quantile: float) -> float | None:
+    values = [stages[stage][quantile] for stages in snapshot.latency.values() if stage in stages]
+    return max(values) * 1000 if values else None
+
+
+def _status_line(pipeline: Any) -> str:
+    snapshot = pipeline.metrics()
+    p50 = _latency_ms(snapshot, "end_to_end", 0.5)
+    dropped = sum(c.dropped for c in snapshot.sources.values())
+    up = sum(snapshot.sources_up.values())
+    latency = f"{p50:.0f} ms" if p50 is not None else "-"
+    sources = f"{up}/{len(snapshot.sources)}"
+    return f"fps={snapshot.throughput_fps:.1f} latency_p50={latency} dropped={dropped} sources_up={sources}"
+
+
+def _summary(pipeline: Any, frames: int, elapsed: float) -> str:
+    snapshot = pipeline.metrics()
+    p50, p95 = _latency_ms(snapshot, "end_to_end", 0.5), _latency_ms(snapshot, "end_to_end", 0.95)
+    dropped = sum(c.dropped for c in snapshot.sources.values())
+    parts = [f"frames={frames}", f"fps={frames / elapsed:.1f}"]
+    if p50 is not None and p95 is not None:
+        parts += [f"latency_p50_ms={p50:.1f}", f"latency_p95_ms={p95:.1f}"]
+    parts.append(f"dropped={dropped}")
+    return " ".join(parts)

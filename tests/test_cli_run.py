@@ -1,0 +1,83 @@
+"""`framepipe run` as a user runs it: real files in, real files out, Ctrl-C included."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import probe_video
+
+
+def _framepipe(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "framepipe", *args], capture_output=True, text=True, timeout=180, check=False, **kwargs
+    )
+
+
+def test_run_writes_every_sink(clip, tmp_path: Path) -> None:
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    done = _framepipe(
+        "run", "framepipe-shapes/1", clip.video_path, "--sink", f"jsonl:{jsonl}", "--sink", f"video:{video}", "--quiet"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"frames={clip.frames}" in done.stdout and "dropped=0" in done.stdout
+    lines = jsonl.read_text().splitlines()
+    assert [json.loads(line)["frame_id"] for line in lines] == list(range(1, clip.frames + 1))
+    assert probe_video(video) == ("h264", clip.frames, clip.width, clip.height)
+
+
+def test_run_two_sources_tiles_the_video(clip, tmp_path: Path) -> None:
+    video = tmp_path / "tiles.mp4"
+    done = _framepipe(
+        "run", "framepipe-shapes/1", clip.video_path, clip.video_path, "--sink", f"video:{video}", "--quiet"
+    )
+    assert done.returncode == 0, done.stderr
+    codec, frames, width, _ = probe_video(video)
+    assert codec == "h264" and frames == clip.frames and width > 2 * clip.width
+
+
+def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> None:
+    jsonl, video = tmp_path / "partial.jsonl", tmp_path / "partial.mp4"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "framepipe",
+            "run",
+            "framepipe-shapes/1",
+            long_clip.video_path,
+            "--max-fps",
+            "20",
+            "--sink",
+            f"jsonl:{jsonl}",
+            "--sink",
+            f"video:{video}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not jsonl.exists() or jsonl.stat().st_size == 0):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "frames=" in stdout
+    frames = int(stdout.split("frames=")[1].split()[0])
+    assert 0 < frames < long_clip.frames
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) == frames and all(json.loads(line)["predictions"] is not None for line in lines)
+    assert probe_video(video)[:2] == ("h264", frames)
+
+
+def test_bad_sink_and_missing_source_are_clear_errors(clip, tmp_path: Path) -> None:
+    done = _framepipe("run", "framepipe-shapes/1", clip.video_path, "--sink", "printer:lp0")
+    assert done.returncode == 2 and "expected display, video:PATH, jsonl:PATH or udp:HOST:PORT" in done.stderr
+    done = _framepipe("run", "framepipe-shapes/1", str(tmp_path / "gone.mp4"))
+    assert done.returncode == 2 and "gone.mp4" in done.stderr and "Traceback" not in done.stderr
