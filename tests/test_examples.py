@@ -42,3 +42,37 @@ def test_save_annotated_video(clip, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert probe_video(tmp_path / "out" / "annotated.mp4")[:2] == ("h264", clip.frames)
     assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == clip.frames
+
+
+def test_custom_sink(clip) -> None:
+    done = _run(str(EXAMPLES / "custom_sink.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("frame ")]
+    assert len(lines) == clip.frames and "objects" in lines[0]
+
+
+def test_multiple_sources(clip, long_clip) -> None:
+    done = _run(str(EXAMPLES / "multiple_sources.py"), clip.video_path, long_clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert f"batches={long_clip.frames} sources=2" in done.stdout
+    assert "source 1 frame 30:" in done.stdout and "source 0 frame 30:" in done.stdout
+
+
+def test_custom_logic(clip) -> None:
+    done = _run(str(EXAMPLES / "custom_logic.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("pipeline started") and done.stdout.rstrip().endswith("pipeline ended")
+    assert "frame 31:" in done.stdout and "mean colour" in done.stdout
+
+
+def test_watchdog(clip) -> None:
+    done = _run(str(EXAMPLES / "watchdog.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert "throughput" in done.stdout and "inference p95 ms:" in done.stdout
+
+
+def test_status_updates(clip) -> None:
+    done = _run(str(EXAMPLES / "status_updates.py"), clip.video_path)
+    assert done.returncode == 0, done.stderr
+    assert "INFERENCE_THREAD_STARTED" in done.stdout and "INFERENCE_THREAD_FINISHED" in done.stdout
+    assert "VIDEO_CONSUMPTION_STARTED" in done.stdout

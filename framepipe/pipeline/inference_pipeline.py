@@ -66,6 +66,7 @@ _POLL = 0.05
 _END = object()
 
 VideoReference = str | int | os.PathLike[str]
+VideoReferences = VideoReference | Sequence[VideoReference]
 SinkHandler = Callable[..., None]
 InferenceHandler = Callable[[list[VideoFrame]], Sequence[Any]]
 
@@ -105,7 +106,7 @@ def _is_file_reference(reference: str | int) -> bool:
     return isinstance(reference, str) and not reference.lower().startswith(STREAM_PREFIXES)
 
 
-def _check_references(references: list[VideoReference]) -> list[str | int]:
+def _check_references(references: Sequence[Any]) -> list[str | int]:
     checked: list[str | int] = []
     for reference in references:
         if isinstance(reference, bool) or not isinstance(reference, (str, int, os.PathLike)):
@@ -198,7 +199,7 @@ class InferencePipeline:
     @classmethod
     def init(
         cls,
-        video_reference: VideoReference | list[VideoReference],
+        video_reference: VideoReferences,
         model_id: str,
         on_prediction: SinkHandler | None = None,
         api_key: str | None = None,
@@ -248,7 +249,7 @@ class InferencePipeline:
         ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
         or ``"drop_oldest"``; default: block for files, drop for live sources).
         """
-        references = video_reference if isinstance(video_reference, list) else [video_reference]
+        references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
         _check_references(references)
         if active_learning_enabled:
             _warn_once("active_learning", "active learning is a Roboflow platform feature; framepipe ignores it")
@@ -303,7 +304,7 @@ class InferencePipeline:
     @classmethod
     def init_with_custom_logic(
         cls,
-        video_reference: VideoReference | list[VideoReference],
+        video_reference: VideoReferences,
         on_video_frame: InferenceHandler,
         on_prediction: SinkHandler | None = None,
         on_pipeline_start: Callable[[], None] | None = None,
@@ -333,7 +334,7 @@ class InferencePipeline:
         """A pipeline whose ``on_video_frame(frames: list[VideoFrame])`` returns one prediction
         per frame, in order; those go to ``on_prediction`` as with ``init``. One inference worker
         by default (``on_video_frame`` need not be thread-safe); more with ``inference_workers``."""
-        references = video_reference if isinstance(video_reference, list) else [video_reference]
+        references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
         if not references:
             raise ValueError("video_reference is an empty list: give at least one source")
         checked = _check_references(references)
