@@ -33,3 +33,34 @@ def test_model_stages_benchmark(clip, tmp_path: Path) -> None:
     assert report["frames"] == 8 and report["frame_size"] == [clip.width, clip.height]
     assert set(report["ms_per_frame"]) == {"decode", "preprocess", "inference", "postprocess"}
     assert "inference" in done.stdout
+
+
+def test_throughput_benchmark(clip, tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "throughput.py"),
+            "--video",
+            clip.video_path,
+            "--model",
+            "framepipe-shapes/1",
+            "--rounds",
+            "1",
+            "--frames",
+            "12",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    for system in ("framepipe", "bare"):
+        assert report[system]["frames"] == 12
+        assert {"fps", "cpu_ms_per_frame", "peak_rss_mb", "import_s", "first_prediction_s"} <= set(report[system])
+    assert report["ceiling"]["fps"] > 0 and report["ratio_fps"] > 0 and report["ratio_ceiling"] > 0
+    assert "ratio_fps=" in done.stdout
