@@ -11,19 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from framepipe.models import InferenceParameters, get_model
 from framepipe.sources import open_reader
-
-
-def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = function()
-    return (time.perf_counter() - started) * 1000, result
 
 
 def measure(video: str, model_id: str, frames: int, confidence: float) -> dict[str, Any]:
@@ -33,11 +26,12 @@ def measure(video: str, model_id: str, frames: int, confidence: float) -> dict[s
     iterator = reader.frames()
     try:
         for _ in range(frames):
-            elapsed, item = _timed(lambda: next(iterator, None))
-            if item is None:
+            started = time.perf_counter()
+            decoded = next(iterator, None)
+            if decoded is None:
                 break
-            decode_ms.append(elapsed)
-            images.append(item[0])
+            images.append(decoded.to_bgr())
+            decode_ms.append((time.perf_counter() - started) * 1000)
     finally:
         reader.close()
     parameters = InferenceParameters(confidence=confidence)

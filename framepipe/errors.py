@@ -60,6 +60,14 @@ class SourceConnectionError(SourceError, ConnectionError):
     """A stream or camera could not be opened or was lost."""
 
 
+class SourceAccessError(SourceConnectionError):
+    """A stream refused us for good: wrong credentials, no such path (401, 403, 404)."""
+
+
+class StreamOperationNotAllowedError(SourceError):
+    """``pause`` / ``mute`` / ``resume`` asked of a source in a state that does not allow it."""
+
+
 # -- pipeline -------------------------------------------------------------------------------------
 class PipelineStateError(FramepipeError, RuntimeError):
     """A pipeline method was called in a state that does not allow it (e.g. ``start`` twice)."""

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -45,6 +46,7 @@ from framepipe.sources import (
     DEFAULT_BUFFER_SIZE,
     BufferConsumptionStrategy,
     BufferFillingStrategy,
+    SourceOptions,
     StatusUpdate,
     UpdateSeverity,
     VideoFrame,
@@ -158,7 +160,7 @@ class InferencePipeline:
         self._handlers = list(status_update_handlers)
         self._watchdog = watchdog
         self._max_fps = max_fps
-        all_files = all(_is_file_reference(s.reference) for s in sources)
+        all_files = all(_is_file_reference(s.reference) and not s.options.realtime for s in sources)
         self._batch_window = batch_collection_timeout
         if batch_collection_timeout is None and not all_files:
             self._batch_window = LIVE_BATCH_WINDOW
@@ -232,6 +234,8 @@ class InferencePipeline:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         sink_queue_policy: str | None = None,
+        source_options: SourceOptions | None = None,
+        realtime: bool = False,
     ) -> InferencePipeline:
         """A pipeline running ``model_id`` on ``video_reference`` (a file, URL, webcam index or a
         list of them), with Roboflow's parameters in Roboflow's order.
@@ -247,7 +251,9 @@ class InferencePipeline:
         with half of the cores), ``class_filter``, ``stop_on_sink_error`` (a raising
         ``on_prediction`` stops the pipeline and ``join()`` raises), ``metrics_port`` (serve
         ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
-        or ``"drop_oldest"``; default: block for files, drop for live sources).
+        or ``"drop_oldest"``; default: block for files, drop for live sources), ``source_options``
+        (timeouts, reconnection, RTSP transport, decoder threads: ``SourceOptions``) and
+        ``realtime`` (play files at their own frame rate, like cameras).
         """
         references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
         _check_references(references)
@@ -296,6 +302,8 @@ class InferencePipeline:
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             sink_queue_policy=sink_queue_policy,
+            source_options=source_options,
+            realtime=realtime,
         )
         pipeline.model = model
         pipeline.inference_parameters = parameters
@@ -330,6 +338,8 @@ class InferencePipeline:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         sink_queue_policy: str | None = None,
+        source_options: SourceOptions | None = None,
+        realtime: bool = False,
     ) -> InferencePipeline:
         """A pipeline whose ``on_video_frame(frames: list[VideoFrame])`` returns one prediction
         per frame, in order; those go to ``on_prediction`` as with ``init``. One inference worker
@@ -351,6 +361,9 @@ class InferencePipeline:
         handlers = list(status_update_handlers or [])
         if watchdog is not None and hasattr(watchdog, "on_status_update"):
             handlers.append(watchdog.on_status_update)
+        options = source_options or SourceOptions()
+        if realtime:
+            options = dataclasses.replace(options, realtime=True)
         sources = [
             VideoSource(
                 reference,
@@ -359,6 +372,7 @@ class InferencePipeline:
                 buffer_filling_strategy=source_buffer_filling_strategy,
                 buffer_consumption_strategy=source_buffer_consumption_strategy,
                 status_update_handlers=handlers,
+                options=options,
             )
             for index, reference in enumerate(checked)
         ]

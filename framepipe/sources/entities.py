@@ -74,6 +74,34 @@ class BufferConsumptionStrategy(str, Enum):
     EAGER = "EAGER"
 
 
+class StreamState(str, Enum):
+    """Where a source is in its life (Roboflow's states)."""
+
+    NOT_STARTED = "NOT_STARTED"
+    INITIALISING = "INITIALISING"
+    RESTARTING = "RESTARTING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    MUTED = "MUTED"
+    TERMINATING = "TERMINATING"
+    ENDED = "ENDED"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True)
+class SourceMetadata:
+    """A source's description (``VideoSource.describe_source()``); the reference has its
+    credentials replaced by ``***``."""
+
+    source_properties: SourceProperties | None
+    source_reference: str
+    buffer_size: int
+    state: StreamState
+    buffer_filling_strategy: BufferFillingStrategy | None
+    buffer_consumption_strategy: BufferConsumptionStrategy | None
+    source_id: int | None = None
+
+
 class UpdateSeverity(Enum):
     """Severity of a status update; values are ``logging`` levels."""
 
