@@ -5,6 +5,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# System packages for the tests' RTSP server (GStreamer's, run by Debian's own Python), installed
+# only when missing.
+rtsp_server_ready() {
+  /usr/bin/python3 - <<'PY' 2>/dev/null
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer
+Gst.init(None)
+assert all(Gst.ElementFactory.find(name) for name in ("filesrc", "qtdemux", "h264parse", "rtph264pay"))
+PY
+}
+if ! rtsp_server_ready; then
+  echo "== installing GStreamer's RTSP server for the tests (Debian packages)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  rtsp_server_ready || { echo "GStreamer's RTSP server is still not usable" >&2; exit 1; }
+fi
+
 if [ -z "${VIRTUAL_ENV:-}" ]; then
   if [ ! -x .venv/bin/python ]; then
     "${PYTHON:-python3}" -m venv .venv

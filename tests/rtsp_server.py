@@ -41,8 +41,8 @@ def main() -> None:
     factory.set_shared(False)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken.new_empty()
-        token.writable_structure().set_value("media.factory.role", "viewer")
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password or ""), token)
         server.set_auth(auth)
         permissions = Gst.Structure.new_empty("viewer")
