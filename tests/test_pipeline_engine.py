@@ -204,3 +204,59 @@ def test_one_worker_and_two_workers_give_the_same_results(clip) -> None:
         return out
 
     assert run(1) == run(2)
+
+
+def test_a_slow_sink_does_not_slow_inference_on_live_sources(long_clip) -> None:
+    def run(sink_delay: float) -> tuple[float, int, int]:
+        holder: dict[str, Any] = {}
+
+        def on_prediction(prediction: dict[str, Any], frame: VideoFrame) -> None:
+            time.sleep(sink_delay)
+
+        pipeline = InferencePipeline.init(long_clip.video_path, MODEL_ID, on_prediction, realtime=True)
+        holder["pipeline"] = pipeline
+        pipeline.start(use_main_thread=False)
+        time.sleep(0.5)
+        inferred, started = pipeline.frames_inferred, time.monotonic()
+        time.sleep(3.0)
+        rate = (pipeline.frames_inferred - inferred) / (time.monotonic() - started)
+        pipeline.terminate()
+        pipeline.join()
+        snapshot = pipeline.metrics()
+        return rate, snapshot.sources[0].dropped_by_sink_queue, snapshot.sources[0].dispatched
+
+    fast_rate, fast_drops, _ = run(0.0)
+    slow_rate, slow_drops, slow_dispatched = run(0.2)
+    assert slow_rate >= 0.9 * fast_rate, (fast_rate, slow_rate)
+    assert fast_drops == 0 and slow_drops > 20 and slow_dispatched < 25
+
+
+def test_pause_mute_and_resume_streams_through_the_pipeline(long_clip) -> None:
+    from framepipe.errors import StreamOperationNotAllowedError
+
+    delivered: list[float] = []
+    pipeline = InferencePipeline.init(
+        long_clip.video_path, MODEL_ID, lambda p, f: delivered.append(time.monotonic()), realtime=True
+    )
+    pipeline.start(use_main_thread=False)
+    assert wait_for(lambda: len(delivered) > 5)
+    pipeline.pause_stream(0)
+    time.sleep(0.3)  # frames already in flight arrive
+    count = len(delivered)
+    time.sleep(0.6)
+    assert len(delivered) == count  # paused: nothing new
+    with pytest.raises(StreamOperationNotAllowedError):
+        pipeline.mute_stream()
+    pipeline.resume_stream()
+    assert wait_for(lambda: len(delivered) > count + 5)
+    pipeline.mute_stream(0)
+    time.sleep(0.3)
+    count, dropped = len(delivered), pipeline.sources[0].frames_dropped
+    time.sleep(0.6)
+    assert len(delivered) == count and pipeline.sources[0].frames_dropped > dropped + 10  # muted: read, dropped
+    pipeline.resume_stream(0)
+    assert wait_for(lambda: len(delivered) > count + 5)
+    with pytest.raises(ValueError, match="no source with id 7"):
+        pipeline.pause_stream(7)
+    pipeline.terminate()
+    pipeline.join()

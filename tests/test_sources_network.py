@@ -260,3 +260,45 @@ def test_slow_consumer_gets_fresh_frames_and_every_drop_is_counted(live_clip) ->
     assert not [t for t in framepipe_threads() if t.name == "framepipe-decoder-0" and t.is_alive()] or wait_for(
         lambda: not [t for t in framepipe_threads() if t.name == "framepipe-decoder-0"], timeout=5
     )
+
+
+def test_a_frozen_camera_does_not_slow_the_other_source(live_clip) -> None:
+    arrivals: dict[int, list[float]] = {0: [], 1: []}
+    lock = threading.Lock()
+
+    def on_prediction(predictions: list[Any], frames: list[VideoFrame | None]) -> None:
+        now = time.monotonic()
+        with lock:
+            for frame in frames:
+                if frame is not None:
+                    arrivals[frame.source_id or 0].append(now)
+
+    with rtsp_server(live_clip.video_path) as server:
+        pipeline = InferencePipeline.init(
+            [server.url, live_clip.video_path],
+            "framepipe-shapes/1",
+            on_prediction,
+            source_options=SourceOptions(open_timeout=2.0, read_timeout=5.0, reconnect_first_delay=0.1),
+            realtime=True,
+        )
+        pipeline.start(use_main_thread=False)
+        assert wait_for(lambda: len(arrivals[0]) > 15 and len(arrivals[1]) > 15, timeout=15)
+        time.sleep(0.5)
+        before_start = time.monotonic()
+        time.sleep(2.0)
+        before_end = time.monotonic()
+        server.freeze()  # the camera keeps the connection and sends nothing (read timeout 5 s)
+        time.sleep(0.3)
+        during_start = time.monotonic()
+        time.sleep(2.0)
+        during_end = time.monotonic()
+        server.thaw()
+        pipeline.terminate()
+        pipeline.join()
+
+    def fps(source_id: int, start: float, end: float) -> float:
+        return sum(start <= t < end for t in arrivals[source_id]) / (end - start)
+
+    assert fps(0, during_start, during_end) < 1.0  # the frozen camera gave nothing...
+    before, during = fps(1, before_start, before_end), fps(1, during_start, during_end)
+    assert during >= 0.9 * before, (before, during)  # ...and the other source did not notice
