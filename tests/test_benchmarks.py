@@ -64,3 +64,30 @@ def test_throughput_benchmark(clip, tmp_path: Path) -> None:
         assert {"fps", "cpu_ms_per_frame", "peak_rss_mb", "import_s", "first_prediction_s"} <= set(report[system])
     assert report["ceiling"]["fps"] > 0 and report["ratio_fps"] > 0 and report["ratio_ceiling"] > 0
     assert "ratio_fps=" in done.stdout
+
+
+def test_latency_benchmark(clip, tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "latency.py"),
+            "--model",
+            "framepipe-shapes/1",
+            "--video",
+            clip.video_path,
+            "--seconds",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["frames_delivered"] > 0 and report["latency_ms"]["p50"] > 0
+    assert report["single_frame_inference_ms"] > 0 and isinstance(report["backlog_grows"], bool)
+    assert "p95/inference=" in done.stdout

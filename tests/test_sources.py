@@ -217,3 +217,12 @@ def test_adaptive_strategy_skips_while_the_consumer_lags() -> None:
         if index % 4 == 0:
             buffer.get(timeout=0)
     assert skipped > 10 and buffer.dropped >= skipped
+
+
+def test_looping_file_keeps_counting(short_clip) -> None:
+    source = VideoSource(short_clip.video_path, options=SourceOptions(loop=True))
+    source.start()
+    frames = [source.read_frame(timeout=5) for _ in range(short_clip.frames * 2 + 5)]
+    assert [f.frame_id for f in frames if f is not None] == list(range(1, short_clip.frames * 2 + 6))
+    assert frames[short_clip.frames] is not None and frames[short_clip.frames].presentation_time == 0.0
+    source.terminate()

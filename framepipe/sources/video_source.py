@@ -68,7 +68,8 @@ class SourceOptions:
     stands in for a camera). ``rtsp_transport``, ``decoder_threads``, ``open_timeout``,
     ``read_timeout`` and ``backend``: see ``ReaderOptions``. ``reconnect_first_delay`` and
     ``reconnect_max_delay``: the backoff of reconnections (seconds); ``max_reconnect_attempts``:
-    tries after a loss before giving up (``None``: forever).
+    tries after a loss before giving up (``None``: forever). ``loop``: start a file again when it
+    ends (``frame_id`` keeps counting), for soak tests and demos.
     """
 
     realtime: bool = False
@@ -80,6 +81,7 @@ class SourceOptions:
     reconnect_first_delay: float = 0.25
     reconnect_max_delay: float = 2.0
     max_reconnect_attempts: int | None = None
+    loop: bool = False
 
     def reader_options(self) -> ReaderOptions:
         return ReaderOptions(
@@ -324,6 +326,10 @@ class VideoSource:
                 self._release_reader()
                 if self._stop.is_set():
                     break
+                if properties.is_file and self.options.loop and outcome == "end of file":
+                    self._emit("END_OF_STREAM", UpdateSeverity.DEBUG, reason="end of file, looping")
+                    self._connected(open_reader(self.reference, self.options.reader_options()))
+                    continue
                 if properties.is_file or not is_stream(self.reference):
                     reason = outcome
                     break
