@@ -160,7 +160,8 @@ class InferencePipeline:
         self._handlers = list(status_update_handlers)
         self._watchdog = watchdog
         self._max_fps = max_fps
-        all_files = all(_is_file_reference(s.reference) and not s.options.realtime for s in sources)
+        self._live_ids = {s.source_id for s in sources if not _is_file_reference(s.reference) or s.options.realtime}
+        all_files = not self._live_ids
         self._batch_window = batch_collection_timeout
         if batch_collection_timeout is None and not all_files:
             self._batch_window = LIVE_BATCH_WINDOW
@@ -170,6 +171,7 @@ class InferencePipeline:
         )
         self._workers_count = max(int(inference_workers), 1)
         self._batches: queue.Queue[Any] = queue.Queue(maxsize=self._workers_count)
+        self._idle_workers = threading.Semaphore(self._workers_count)
         self._max_batch_size = max_batch_size
         self._stop_on_sink_error = stop_on_sink_error
         self._metrics_port = metrics_port
@@ -247,23 +249,24 @@ class InferencePipeline:
         meaning here (active learning, mask decoding, usage tracking) are accepted and warned
         about once.
 
-        framepipe's own keyword-only parameters: ``inference_workers`` (default: two on CPU, each
-        with half of the cores), ``class_filter``, ``stop_on_sink_error`` (a raising
-        ``on_prediction`` stops the pipeline and ``join()`` raises), ``metrics_port`` (serve
+        framepipe's own keyword-only parameters: ``inference_workers`` (default on CPU: two, each
+        with half of the cores, for files; one with all of them, for live sources),
+        ``class_filter``, ``stop_on_sink_error`` (a raising ``on_prediction`` stops the pipeline
+        and ``join()`` raises), ``metrics_port`` (serve
         ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
         or ``"drop_oldest"``; default: block for files, drop for live sources), ``source_options``
         (timeouts, reconnection, RTSP transport, decoder threads: ``SourceOptions``) and
         ``realtime`` (play files at their own frame rate, like cameras).
         """
         references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
-        _check_references(references)
         if active_learning_enabled:
             _warn_once("active_learning", "active learning is a Roboflow platform feature; framepipe ignores it")
         if active_learning_target_dataset is not None:
             _warn_once("active_learning_target", "active_learning_target_dataset is ignored by framepipe")
         if mask_decode_mode not in (None, "accurate") or tradeoff_factor not in (None, 0.0):
             _warn_once("mask_decode", "mask_decode_mode and tradeoff_factor apply to segmentation models; ignored")
-        workers, threads = plan_workers(inference_workers)
+        live = realtime or any(not _is_file_reference(r) for r in _check_references(references))
+        workers, threads = plan_workers(inference_workers, live=live)
         model = get_model(model_id, api_key=api_key, intra_op_threads=threads)
         parameters = InferenceParameters(
             confidence=confidence if confidence is not None else _env_float("CONFIDENCE", 0.4),
@@ -565,18 +568,25 @@ class InferencePipeline:
         sequence = 0
         try:
             while not self._stop.is_set():
+                # take frames only when a worker is free, so that no frame ages in a queue
+                if not self._idle_workers.acquire(timeout=_POLL):
+                    continue
                 batch = collector.next_batch()
                 if batch is None:
+                    self._idle_workers.release()
                     break
                 if interval:
                     delay = next_due - time.monotonic()
-                    if delay > 0 and all(c.frame.comes_from_video_file for c in batch):
+                    if delay > 0 and not any(c.frame.source_id in self._live_ids for c in batch):
                         self._stop.wait(delay)
                     elif delay > 0:
+                        self._idle_workers.release()
                         continue  # live sources: drop this batch rather than fall behind
                     next_due = max(next_due + interval, time.monotonic())
                 if self._put_batch((sequence, batch)):
                     sequence += 1
+                else:
+                    self._idle_workers.release()
         except Exception as error:
             self._fail(error, "collector")
         finally:
@@ -618,7 +628,10 @@ class InferencePipeline:
                 if self._stop.is_set():
                     continue
                 sequence, batch = item
-                self._infer(sequence, batch)
+                try:
+                    self._infer(sequence, batch)
+                finally:
+                    self._idle_workers.release()
         finally:
             with self._reorder_lock:
                 self._workers_left -= 1

@@ -1,15 +1,15 @@
 """How many inference workers to run, and with how many ONNX Runtime threads each.
 
-On CPU, two workers with the cores split between them beat one worker with all the cores: each
-ONNX Runtime run leaves cores idle between its operators, which the other worker fills (measured
-on 2 cores with YOLOv8n-640: 30.7 ms per frame against 34.9). With a GPU, two workers let one
-prepare and decode frames on the CPU while the other waits for the GPU.
+Files want throughput: two workers, each with half of the cores, keep the cores busy while one
+worker is between operators or in pre/post-processing (on 2 AVX-512 cores with YOLOv8n-640: 30.7
+ms per frame against 34.9 for one worker with both cores). Live sources want latency: one worker
+with all the cores finishes each frame soonest, and the freshest frame waits for it. With a GPU,
+two workers let one prepare frames on the CPU while the other waits for the GPU.
 
 Example:
     >>> from framepipe.pipeline.workers import plan_workers
-    >>> workers, threads = plan_workers(None, cpu_count=8, gpu=False)
-    >>> workers, threads
-    (2, 4)
+    >>> plan_workers(None, live=False, cpu_count=8, gpu=False), plan_workers(None, live=True, cpu_count=8, gpu=False)
+    ((2, 4), (1, 8))
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ def gpu_usable() -> bool:
 
 
 def plan_workers(
-    requested: int | None, cpu_count: int | None = None, gpu: bool | None = None
+    requested: int | None, live: bool = False, cpu_count: int | None = None, gpu: bool | None = None
 ) -> tuple[int, int | None]:
     """``(workers, intra_op_threads per session)``; ``None`` threads means ONNX Runtime's default."""
     cores = cpu_count or os.cpu_count() or 1
     on_gpu = gpu_usable() if gpu is None else gpu
-    workers = requested if requested is not None else (2 if on_gpu or cores >= 2 else 1)
+    if requested is not None:
+        workers = requested
+    elif on_gpu:
+        workers = 2
+    else:
+        workers = 1 if live or cores < 2 else 2
     if workers < 1:
         raise ValueError(f"inference_workers must be at least 1, got {workers}")
     if on_gpu:
