@@ -260,3 +260,15 @@ def test_pause_mute_and_resume_streams_through_the_pipeline(long_clip) -> None:
         pipeline.pause_stream(7)
     pipeline.terminate()
     pipeline.join()
+
+
+def test_sink_objects_are_released_when_the_pipeline_ends(clip, tmp_path) -> None:
+    from framepipe.sinks import JsonlSink
+
+    sink = JsonlSink(tmp_path / "out.jsonl", flush_interval=3600)  # nothing written until released
+    pipeline = InferencePipeline.init(clip.video_path, MODEL_ID, sink.on_prediction)
+    pipeline.start()
+    pipeline.join()
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == clip.frames
+    with pytest.raises(RuntimeError, match="released"):
+        sink.on_prediction({"image": {}, "predictions": []}, None)

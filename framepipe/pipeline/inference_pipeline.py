@@ -151,8 +151,10 @@ class InferencePipeline:
         stop_on_sink_error: bool = False,
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
+        release_sinks: bool = True,
     ) -> None:
         self._sources = sources
+        self._release_sinks = release_sinks
         self._on_video_frame = on_video_frame
         self._on_prediction = on_prediction
         self._on_pipeline_start = on_pipeline_start
@@ -238,6 +240,7 @@ class InferencePipeline:
         sink_queue_policy: str | None = None,
         source_options: SourceOptions | None = None,
         realtime: bool = False,
+        release_sinks: bool = True,
     ) -> InferencePipeline:
         """A pipeline running ``model_id`` on ``video_reference`` (a file, URL, webcam index or a
         list of them), with Roboflow's parameters in Roboflow's order.
@@ -255,8 +258,9 @@ class InferencePipeline:
         and ``join()`` raises), ``metrics_port`` (serve
         ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
         or ``"drop_oldest"``; default: block for files, drop for live sources), ``source_options``
-        (timeouts, reconnection, RTSP transport, decoder threads: ``SourceOptions``) and
-        ``realtime`` (play files at their own frame rate, like cameras).
+        (timeouts, reconnection, RTSP transport, decoder threads: ``SourceOptions``),
+        ``realtime`` (play files at their own frame rate, like cameras) and ``release_sinks``
+        (call ``release()`` on a sink object given as ``on_prediction`` when the pipeline ends).
         """
         references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
         if active_learning_enabled:
@@ -307,6 +311,7 @@ class InferencePipeline:
             sink_queue_policy=sink_queue_policy,
             source_options=source_options,
             realtime=realtime,
+            release_sinks=release_sinks,
         )
         pipeline.model = model
         pipeline.inference_parameters = parameters
@@ -343,6 +348,7 @@ class InferencePipeline:
         sink_queue_policy: str | None = None,
         source_options: SourceOptions | None = None,
         realtime: bool = False,
+        release_sinks: bool = True,
     ) -> InferencePipeline:
         """A pipeline whose ``on_video_frame(frames: list[VideoFrame])`` returns one prediction
         per frame, in order; those go to ``on_prediction`` as with ``init``. One inference worker
@@ -399,6 +405,7 @@ class InferencePipeline:
             stop_on_sink_error=stop_on_sink_error,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
+            release_sinks=release_sinks,
         )
 
     @property
@@ -496,10 +503,24 @@ class InferencePipeline:
             self._metrics_server.stop()
         if self._on_pipeline_end is not None:
             self._on_pipeline_end()
+        self._release_sink()
         if self.sink_error is not None and self._stop_on_sink_error:
             raise PipelineSinkError(f"on_prediction raised and stop_on_sink_error is set: {self.sink_error}") from (
                 self.sink_error
             )
+
+    def _release_sink(self) -> None:
+        """Finish the sink's files: ``on_prediction`` that is a sink object with ``release()``, or
+        a bound method of one (``VideoFileSink.on_prediction``), is released when the pipeline ends."""
+        if not self._release_sinks or self._on_prediction is None:
+            return
+        owner = getattr(self._on_prediction, "__self__", self._on_prediction)
+        release = getattr(owner, "release", None)
+        if callable(release):
+            try:
+                release()
+            except Exception:
+                logger.exception("releasing the sink failed")
 
     # -- per-source control (Roboflow's names) -----------------------------------------------------
     def _each(self, source_id: int | None, action: str) -> None:
