@@ -457,10 +457,15 @@ class InferencePipeline:
         ]
         for thread in self._threads:
             thread.start()
-        if self._on_pipeline_start is not None:
-            self._on_pipeline_start()
-        if use_main_thread:
-            self._dispatch_loop()
+        try:
+            if self._on_pipeline_start is not None:
+                self._on_pipeline_start()
+            if use_main_thread:
+                self._dispatch_loop()
+                return
+        except BaseException:  # Ctrl-C on the dispatching thread, or a failing on_pipeline_start
+            self.terminate()
+            raise
         else:
             self._dispatch_thread = threading.Thread(target=self._dispatch_loop, name="framepipe-dispatch")
             self._dispatch_thread.start()
@@ -493,7 +498,8 @@ class InferencePipeline:
             if thread is not None:
                 thread.join(left())
         for source in self._sources:
-            source.join(left())
+            # a decoder blocked on a stalled network read ends by itself within its read timeout
+            source.join(left() if not self._stop.is_set() else min(left() or 1.0, 1.0))
         with self._state_lock:
             running = any(t is not None and t.is_alive() for t in [*self._threads, self._dispatch_thread])
             if running or self._ended_pipeline:
