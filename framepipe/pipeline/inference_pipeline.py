@@ -690,8 +690,6 @@ class InferencePipeline:
             store.observe(source_id, "queue", collected.queued)
             store.observe(source_id, "batch", started - collected.taken_at)
             store.observe(source_id, "inference", finished - started)
-            store.counters(source_id).processed += 1
-        self.frames_inferred += len(frames)
         self._emit(
             "INFERENCE_COMPLETED",
             UpdateSeverity.DEBUG,
@@ -699,6 +697,9 @@ class InferencePipeline:
             sources_id=[f.source_id for f in frames],
         )
         with self._reorder_lock:  # results leave in batch order, whichever worker finished first
+            self.frames_inferred += len(frames)
+            for frame in frames:
+                store.counters(frame.source_id or 0).processed += 1
             for due in self._reorder.push(sequence, (predictions, frames)):
                 self._enqueue_result(due)
 
