@@ -12,6 +12,7 @@ import logging
 import sys
 
 from framepipe import __version__
+from framepipe.artifacts.commands import add_commands as add_artifact_commands
 from framepipe.errors import FramepipeError
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="framepipe-shapes/1", help="model id (default framepipe-shapes/1)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(handler=_demo)
+    add_artifact_commands(commands)
     return parser
 
 
