@@ -38,7 +38,7 @@ from framepipe.artifacts.transport import (
 from framepipe.errors import ModelIntegrityError, RegistryConnectionError
 
 logger = logging.getLogger("framepipe.artifacts")
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 Progress = Callable[[int, "int | None"], None]

@@ -163,7 +163,11 @@ class RegistryServer:
 
     def start(self) -> RegistryServer:
         """Serve on a background thread; returns ``self``."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="framepipe-registry", daemon=True)
+        if self._thread is not None:
+            raise RuntimeError("this registry server is already started")
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), name="framepipe-registry", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -182,8 +186,14 @@ class RegistryServer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
+    def go_away(self) -> None:
+        """Vanish at once, as a crashed server would: new connections are refused from now on (the
+        listening socket is closed here), ``serve_forever`` ends shortly after."""
+        self.httpd.socket.close()
+        threading.Thread(target=self.stop, name="framepipe-registry-stop", daemon=True).start()
+
     def __enter__(self) -> RegistryServer:
-        return self.start()
+        return self if self._thread is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -424,9 +434,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             assert fault is not None
-            self.connection.shutdown(socket.SHUT_RDWR)
             if fault.stop_server:
-                threading.Thread(target=self.registry.stop, name="framepipe-registry-stop", daemon=True).start()
+                self.registry.go_away()
+            self.connection.shutdown(socket.SHUT_RDWR)
         return sent
 
 
