@@ -96,3 +96,48 @@ def copy_model(destination: Path, weights_name: str = "weights.onnx") -> Path:
     for name in ("environment.json", "class_names.txt", "model_type.json"):
         shutil.copy(SOURCE / name, destination / name)
     return destination
+
+
+def load_in_child(
+    model_id: str, cache: str, settings: RegistrySettings, ready: str = "", go: str = "", result: str = ""
+) -> None:
+    """Run in a child process: say ``ready``, wait for ``go``, load ``model_id`` into ``cache``, and
+    write what was loaded (sha256 of the weights, state, seconds) as JSON to ``result``."""
+    import json
+    import time
+
+    from framepipe.artifacts import ModelCache, fetch_model, load_folder
+
+    if ready:
+        Path(ready).touch()
+    deadline = time.monotonic() + 60
+    while go and not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    began = time.monotonic()
+    fetched = fetch_model(model_id, cache_dir=cache, settings=settings)
+    artifacts = load_folder(fetched.folder, fetched.model_id)
+    seconds = time.monotonic() - began
+    if result:
+        inspection = ModelCache(cache).inspect(model_id)
+        manifest = inspection.manifest.files["weights.onnx"].sha256 if inspection.manifest else None
+        report = {
+            "sha256": sha256(artifacts.weights_path),
+            "manifest_sha256": manifest,
+            "state": inspection.state.value,
+            "path": str(artifacts.weights_path),
+            "seconds": seconds,
+            "downloaded": fetched.downloaded,
+        }
+        Path(result).write_text(json.dumps(report))
+
+
+def process_context():  # -> multiprocessing context
+    """Processes forked from a server that has framepipe imported already: real, separate processes
+    that start in milliseconds (``spawn`` where ``forkserver`` does not exist)."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["framepipe.artifacts", "tests.artifacts_support"])
+        return context
+    return multiprocessing.get_context("spawn")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -442,3 +443,18 @@ def test_interrupted_commit_is_finished_offline_after_rehash(registry, cache, lo
     (folder / "weights.onnx").write_bytes(b"not the model")
     with pytest.raises(ModelOfflineError, match="interrupted"):
         fetch_model(MODEL_ID, cache_dir=cache, settings=settings_for(server, offline=True))
+
+
+def test_part_that_is_already_whole_is_checked_not_downloaded_again(registry, cache, logs, tmp_path) -> None:
+    """Killed after the last byte of the weights but before the commit: the next load asks for the
+    rest, hears 416 (nothing left), checks the sha256 and commits."""
+    folder = cache / "shapes" / "1"
+    folder.mkdir(parents=True)
+    shutil.copy(SOURCE / "weights.onnx", part_path(folder / "weights.onnx"))
+    journal = {"model_id": MODEL_ID, "phase": "download", "files": {"weights.onnx": {"sha256": WEIGHTS_SHA}}}
+    (folder / JOURNAL_NAME).write_text(json.dumps(journal))
+    with start_server(registry) as server:
+        fetch_model(MODEL_ID, cache_dir=cache, settings=settings_for(server))
+        weights = [(r.status, r.range_start, r.bytes_sent) for r in server.requests if r.name == "weights.onnx"]
+    assert weights == [(416, WEIGHTS_SIZE, 0)]
+    assert ModelCache(cache).verify(MODEL_ID).state is CacheState.COMPLETE

@@ -112,7 +112,7 @@ def download_file(
     def attempt(number: int) -> Downloaded:
         nonlocal known_etag, may_resume
         offset = part.stat().st_size if may_resume and part.exists() else 0
-        headers = {}
+        headers: dict[str, str] = {}
         if offset:
             headers["Range"] = f"bytes={offset}-"
             if known_etag:
@@ -127,23 +127,26 @@ def download_file(
                 stream=True,
                 timeout=(settings.connect_timeout_s, settings.read_timeout_s),
             ) as response:
-                if response.status_code == 416 and offset:
-                    # The part is as long as (or longer than) the file: start again from nothing.
+                already_whole = response.status_code == 416 and offset > 0
+                if already_whole and response.headers.get("Content-Range") != f"bytes */{offset}":
+                    # The part is longer than the file: start again from nothing.
                     part.unlink(missing_ok=True)
                     raise RetryableError(RegistryConnectionError(f"{safe_url} refused to resume {what} (416)"))
-                if response.status_code >= 400:
+                if response.status_code >= 400 and not already_whole:
                     failure = error_for_status(response.status_code, what, safe_url)
                     if is_retryable_status(response.status_code):
                         raise RetryableError(failure)
                     raise failure
-                if response.status_code == 206:
+                if already_whole:
+                    pass  # every byte arrived before the last attempt ended; only the checks are left
+                elif response.status_code == 206:
                     match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
                     if not match or int(match.group(1)) != offset:
                         part.unlink(missing_ok=True)
                         raise RetryableError(RegistryConnectionError(f"{safe_url} sent the wrong range of {what}"))
                 else:
                     offset = 0
-                new_etag = response.headers.get("ETag")
+                new_etag = response.headers.get("ETag", known_etag if already_whole else None)
                 if new_etag != known_etag:
                     known_etag = new_etag
                     if on_etag is not None:
@@ -154,7 +157,7 @@ def download_file(
                     logger.info("resuming %s at byte %d of %s", what, offset, total if total is not None else "?")
                 with open(part, "ab" if offset else "wb") as f:
                     try:
-                        for chunk in response.iter_content(CHUNK):
+                        for chunk in () if already_whole else response.iter_content(CHUNK):
                             f.write(chunk)
                             digest.update(chunk)
                             received += len(chunk)
@@ -186,6 +189,12 @@ def download_file(
             problem = f"is {size} bytes but the registry announced {remote.size}"
         elif remote.sha256 is not None and sha256 != remote.sha256:
             problem = f"has sha256 {sha256} but the registry announced {remote.sha256}"
+        if problem and offset:
+            # The bytes kept from an earlier attempt may be what is wrong: try once from nothing.
+            logger.warning("%s %s after resuming at byte %d; downloading it whole", what, problem, offset)
+            part.unlink(missing_ok=True)
+            may_resume = False
+            return attempt(number)
         if problem:
             part.unlink(missing_ok=True)
             raise ModelIntegrityError(
