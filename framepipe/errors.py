@@ -45,6 +45,11 @@ class ModelIntegrityError(ModelArtifactError):
     it is never loaded."""
 
 
+class ModelCacheError(FramepipeError, OSError):
+    """The model cache folder cannot be written (permissions, a read-only file system) when a
+    download or a lock needs it."""
+
+
 class ModelCacheLockTimeout(FramepipeError, TimeoutError):
     """Another process held a model's download lock longer than the lock timeout with no progress."""
 

@@ -458,3 +458,20 @@ def test_part_that_is_already_whole_is_checked_not_downloaded_again(registry, ca
         weights = [(r.status, r.range_start, r.bytes_sent) for r in server.requests if r.name == "weights.onnx"]
     assert weights == [(416, WEIGHTS_SIZE, 0)]
     assert ModelCache(cache).verify(MODEL_ID).state is CacheState.COMPLETE
+
+
+def test_cache_that_cannot_hold_locks_is_still_read(registry, tmp_path, logs) -> None:
+    """A cache baked into a read-only image cannot take locks: complete models are read as they
+    are, and a missing one is a clear error about the folder rather than a stack trace."""
+    from framepipe.errors import ModelCacheError
+    from tests.artifacts_support import copy_model
+
+    cache = tmp_path / "baked"
+    copy_model(cache / "shapes" / "1")
+    (cache / "_file_locks").write_text("not a folder: lock files cannot be made here")
+    with start_server(registry) as server:
+        result = fetch_model(MODEL_ID, cache_dir=cache, settings=settings_for(server))
+        assert result.state is CacheState.FOREIGN and not result.downloaded
+        with pytest.raises(ModelCacheError, match=r"cannot create the download lock .*shapes/2.*writable"):
+            fetch_model("shapes/2", cache_dir=cache, settings=settings_for(server))
+        assert server.count() == 0

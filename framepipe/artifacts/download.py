@@ -168,7 +168,7 @@ def download_file(
                         os.fsync(f.fileno())
         except requests.RequestException as error:
             may_resume = True
-            retry = translate_request_error(error, what, remote.url)
+            retry = translate_request_error(error, what, remote.url, (settings.api_key or "",))
             if total is not None:
                 retry = RetryableError(
                     type(retry.final)(

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from framepipe.artifacts.layout import (
     MODEL_TYPE_FILE,
     WEIGHTS_FILE_NAMES,
 )
-from framepipe.artifacts.locking import model_lock, touch
+from framepipe.artifacts.locking import lock_path, model_lock, touch
 from framepipe.artifacts.manifest import (
     JOURNAL_NAME,
     MANIFEST_NAME,
@@ -57,6 +57,7 @@ from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import new_session
 from framepipe.errors import (
     MalformedRegistryResponseError,
+    ModelCacheError,
     ModelNotFoundError,
     ModelOfflineError,
 )
@@ -128,18 +129,25 @@ def fetch_model(
     folder = cache.folder(ref)
     factory = _tqdm_factory if progress is True else (progress or None)
 
-    try:
-        with model_lock(cache.root, ref, settings.lock_timeout_s, folder) as lock_file:
-            result = _fetch_locked(ref, requested, folder, cache, settings, factory)
-            touch(lock_file)
-            return result
-    except PermissionError:
-        # A read-only cache (a mounted copy) cannot hold locks; nothing can download into it either,
-        # so a complete model is read without one.
-        inspection = inspect_folder(folder)
-        if inspection.state.usable:
-            return FetchResult(ref.model_id, folder, inspection.state, False)
-        raise
+    with ExitStack() as stack:
+        try:
+            lock_file = stack.enter_context(model_lock(cache.root, ref, settings.lock_timeout_s, folder))
+        except OSError as error:
+            # A read-only cache (a baked-in or mounted copy) cannot hold locks; nothing can download
+            # into it either, so a complete model is read without one.
+            inspection = inspect_folder(folder)
+            if inspection.state.usable:
+                logger.debug("%s: cannot lock (%s); reading the complete model as it is", ref.model_id, error)
+                return FetchResult(ref.model_id, folder, inspection.state, False)
+            raise ModelCacheError(
+                f"cannot create the download lock {lock_path(cache.root, ref)} ({error.strerror or error}) and "
+                f"model {ref.model_id!r} is not complete in {folder}: check that the cache folder {cache.root} is "
+                "writable, or set MODEL_CACHE_DIR to one that is"
+            ) from None
+        result = _fetch_locked(ref, requested, folder, cache, settings, factory)
+        touch(lock_file)
+        return result
+    raise AssertionError("unreachable")
 
 
 def _fetch_locked(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -162,7 +162,7 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
             response = session.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s))
             body = response.content
         except requests.RequestException as error:
-            raise translate_request_error(error, subject, url) from None
+            raise translate_request_error(error, subject, url, (settings.api_key or "",)) from None
         if response.status_code >= 400:
             failure = error_for_status(response.status_code, subject, where)
             if is_retryable_status(response.status_code):
@@ -175,7 +175,6 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
                 f"{where} answered the request for {subject} with something that is not JSON "
                 f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)"
             ) from None
-        model = parse_ort(data, ref, where)
-        return OrtModel(**{**model.__dict__, "source": strip_secrets(url)})
+        return replace(parse_ort(data, ref, where), source=strip_secrets(url))
 
     return with_retries(attempt, settings, f"registry request for {subject}")

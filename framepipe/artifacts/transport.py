@@ -92,11 +92,13 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500 or status == 429
 
 
-def translate_request_error(error: requests.RequestException, subject: str, url: str) -> RetryableError:
+def translate_request_error(
+    error: requests.RequestException, subject: str, url: str, secrets: tuple[str, ...] = ()
+) -> RetryableError:
     """A ``requests`` exception as a retryable framepipe error. The message holds the redacted URL and
     never the exception's own text raw (``requests`` puts full URLs, keys included, in it)."""
-    detail = redact_text(f"{type(error).__name__}: {error}")
-    safe_url = redact_text(url)
+    detail = redact_text(f"{type(error).__name__}: {error}", secrets)
+    safe_url = redact_text(url, secrets)
     if isinstance(error, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in error.args):
         return RetryableError(RegistryTimeoutError(f"timed out waiting for {safe_url} ({subject}): {detail}"))
     return RetryableError(RegistryConnectionError(f"connection to {safe_url} ({subject}) failed or broke: {detail}"))
