@@ -289,7 +289,9 @@ class ModelCache:
             manifest = inspection.manifest
             if manifest is not None and inspection.state in (CacheState.COMPLETE, CacheState.CORRUPT):
                 bad = verify_hashes(folder, manifest)
-                updated = replace(manifest, bad_files=tuple(bad), verified_at=now_iso() if not bad else None)
+                updated = replace(
+                    manifest, bad_files=tuple(bad), verified_at=manifest.verified_at if bad else now_iso()
+                )
                 write_manifest(folder, updated)
                 if bad:
                     logger.error("%s: %s failed verification", ref.model_id, ", ".join(bad))

@@ -1,7 +1,7 @@
 """The client side of Roboflow's model download API, ``GET {API_BASE_URL}/ort/{dataset}/{version}``.
 
 The answer is ``{"ort": {"type", "modelType", "classes", "colors", "environment": URL, "model": URL,
-...}}`` (Roboflow's fields; see ``docs`` in the README). framepipe's own registry adds, inside
+...}}`` (Roboflow's fields). framepipe's own registry adds, inside
 ``ort``: ``sha256`` and ``size`` (``{"weights.onnx": ..., "environment.json": ...}``) and
 ``weightsFile`` (the name to store the weights under). Every server-given file name is checked
 with ``safe_file_name``.
