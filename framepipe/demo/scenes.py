@@ -38,8 +38,6 @@ _SCALE = 1 << _SHIFT
 def _fixed(value: np.ndarray | float) -> np.ndarray:
     """Continuous image coordinates to cv2's fixed-point pixel-centre coordinates."""
     return np.round((np.asarray(value, np.float64) - 0.5) * _SCALE).astype(np.int32)
-
-
 _STAR_INNER = 0.45
 
 
