@@ -13,6 +13,7 @@ import logging
 import sys
 
 from framepipe import __version__
+from framepipe.artifacts.commands import add_commands as add_artifact_commands
 from framepipe.commands import demo as demo_command
 from framepipe.commands import run as run_command
 from framepipe.errors import FramepipeError
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_command.add_command(commands)
     run_command.add_command(commands)
+    add_artifact_commands(commands)
     return parser
 
 

@@ -41,6 +41,7 @@ python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 echo "== ruff"
 ruff check .
+ruff format --check .
 echo "== mypy"
 mypy
 echo "== pytest"

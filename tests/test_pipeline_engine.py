@@ -272,3 +272,12 @@ def test_sink_objects_are_released_when_the_pipeline_ends(clip, tmp_path) -> Non
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == clip.frames
     with pytest.raises(RuntimeError, match="released"):
         sink.on_prediction({"image": {}, "predictions": []}, None)
+
+
+def test_stub_model_version_zero_runs_a_pipeline(clip) -> None:
+    results: list[dict[str, Any]] = []
+    pipeline = InferencePipeline.init(clip.video_path, "anything/0", lambda p, f: results.append(p))
+    pipeline.start()
+    pipeline.join()
+    assert len(results) == clip.frames
+    assert all(r == {"image": {"width": clip.width, "height": clip.height}, "predictions": []} for r in results)

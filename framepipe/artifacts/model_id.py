@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from framepipe.errors import InvalidModelIdError
+from framepipe.errors import InvalidModelIdError, UnsafePathError
 
 _PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_-])?$")
 
@@ -41,9 +42,49 @@ def parse_model_id(model_id: str) -> ModelRef:
     if not isinstance(model_id, str):
         raise InvalidModelIdError(f"a model id is a string like 'my-dataset/3', got {type(model_id).__name__}")
     parts = model_id.split("/")
+    if any(part in ("", ".", "..") for part in parts) or model_id.startswith(("/", "\\")) or "\\" in model_id:
+        raise UnsafePathError(
+            f"refused model id {model_id!r}: it names a path outside the model cache ('..', an absolute path or a "
+            "stray separator); a model id is 'dataset_id/version_id'"
+        )
     if len(parts) != 2 or not all(_PART.match(part) for part in parts):
         raise InvalidModelIdError(
             f"invalid model id {model_id!r}: expected 'dataset_id/version_id' (letters, digits, '.', '_', '-'), "
             "or a path to an .onnx file or a model folder"
         )
     return ModelRef(parts[0], parts[1])
+
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+def safe_file_name(name: object, what: str = "file name") -> str:
+    """``name`` when it is a plain file name that stays inside a folder, else ``UnsafePathError``.
+
+    Refuses ``..``, absolute paths, separators (``/`` and ``\\``), hidden names and control
+    characters: such names come from registries and must never pick where a file is written.
+
+    Example:
+        >>> safe_file_name("weights.onnx")
+        'weights.onnx'
+        >>> safe_file_name("../../etc/passwd")
+        Traceback (most recent call last):
+        ...
+        framepipe.errors.UnsafePathError: refused file name '../../etc/passwd' (file name): ...
+    """
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or name.endswith("."):
+        raise UnsafePathError(
+            f"refused file name {name!r} ({what}): only plain names of letters, digits, '.', '_' and '-' are "
+            "allowed, never a path, '..' or a hidden name"
+        )
+    return name
+
+
+def model_folder(root: Path, ref: ModelRef) -> Path:
+    """``root/<dataset_id>/<version_id>``, checked to lie inside ``root`` (also through links)."""
+    folder = root / ref.dataset_id / ref.version_id
+    resolved_root = root.resolve()
+    resolved = folder.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise UnsafePathError(f"model folder of {ref.model_id!r} resolves to {resolved}, outside {resolved_root}")
+    return folder

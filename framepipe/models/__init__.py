@@ -13,12 +13,14 @@ from framepipe.models.detector import InferenceParameters, ObjectDetectionModel
 from framepipe.models.loader import get_model, load_model
 from framepipe.models.manager import DEFAULT_MANAGER, ModelManager
 from framepipe.models.session import create_session
+from framepipe.models.stub import StubModel
 
 __all__ = [
     "DEFAULT_MANAGER",
     "InferenceParameters",
     "ModelManager",
     "ObjectDetectionModel",
+    "StubModel",
     "create_session",
     "get_model",
     "load_model",

@@ -15,6 +15,7 @@ from framepipe.errors import ModelArtifactError
 from framepipe.models.detector import ObjectDetectionModel
 from framepipe.models.manager import DEFAULT_MANAGER
 from framepipe.models.session import create_session
+from framepipe.models.stub import StubModel
 
 SUPPORTED_TASKS = ("object-detection",)
 
@@ -27,6 +28,8 @@ def load_model(
 ) -> ObjectDetectionModel:
     """Load a fresh copy of ``model_id`` (no sharing; see ``get_model``)."""
     artifacts = resolve_model(model_id, api_key=api_key)
+    if artifacts.is_stub:  # version 0: no files, empty and well-formed predictions
+        return StubModel(artifacts)
     task = (artifacts.model_type or {}).get("project_task_type", "object-detection")
     if task not in SUPPORTED_TASKS:
         raise ModelArtifactError(f"model {model_id!r} is a {task!r} model; framepipe runs {', '.join(SUPPORTED_TASKS)}")

@@ -1,0 +1,206 @@
+"""Streaming one file to a temporary name: hashed while it arrives, fsynced, resumed with an HTTP
+``Range`` request after a break, checked against the size and sha256 the registry announced.
+
+The caller renames the temporary file into place once every file of the model is whole.
+
+Example:
+    >>> from pathlib import Path
+    >>> from framepipe.artifacts.download import download_file, part_path
+    >>> part_path(Path("/cache/ds/3/weights.onnx"))
+    PosixPath('/cache/ds/3/.weights.onnx.part')
+    >>> result = download_file(session, remote, part, settings, "model 'ds/3'")  # doctest: +SKIP
+    >>> result.sha256  # doctest: +SKIP
+    '9f86d0…'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from framepipe.artifacts.redact import redact_url
+from framepipe.artifacts.roboflow_api import RemoteFile
+from framepipe.artifacts.settings import RegistrySettings
+from framepipe.artifacts.transport import (
+    RetryableError,
+    error_for_status,
+    is_retryable_status,
+    translate_request_error,
+    with_retries,
+)
+from framepipe.errors import ModelIntegrityError, RegistryConnectionError
+
+logger = logging.getLogger("framepipe.artifacts")
+CHUNK = 64 * 1024
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+Progress = Callable[[int, "int | None"], None]
+"""Called with (bytes so far, total bytes or None) as a download advances."""
+
+
+def part_path(final: Path) -> Path:
+    """The temporary name a file is downloaded under, in the same folder: ``.<name>.part``."""
+    return final.with_name(f".{final.name}.part")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A complete, checked temporary file."""
+
+    name: str
+    size: int
+    sha256: str
+    etag: str | None
+    resumed_from: int
+
+
+def _hash_prefix(path: Path, length: int) -> hashlib._Hash:  # the type of hashlib.sha256()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        remaining = length
+        while remaining:
+            chunk = f.read(min(CHUNK * 4, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest
+
+
+def _total_from(response: requests.Response, offset: int) -> int | None:
+    if response.status_code == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if match and match.group(3) != "*":
+            return int(match.group(3))
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def download_file(
+    session: requests.Session,
+    remote: RemoteFile,
+    part: Path,
+    settings: RegistrySettings,
+    subject: str,
+    *,
+    resume: bool = True,
+    etag: str | None = None,
+    on_etag: Callable[[str | None], None] | None = None,
+    progress: Progress | None = None,
+) -> Downloaded:
+    """Download ``remote`` into ``part`` and check it; returns its size and sha256.
+
+    A ``part`` already there is continued with ``Range: bytes=<size>-`` when ``resume`` is true
+    (with ``If-Range: <etag>`` when an ETag is known, so a changed file is sent whole); a server
+    that answers 200 instead gets the file written from the start. 5xx answers, timeouts and
+    broken connections are retried (``settings.retries``), each retry resuming where the last
+    stopped. A file whose size or sha256 differs from what the registry announced is deleted and
+    ``ModelIntegrityError`` raised (not retried: the registry would send the same bytes again).
+    """
+    safe_url = redact_url(remote.url)
+    what = f"{remote.name} of {subject}"
+    known_etag = etag
+    may_resume = resume
+
+    def attempt(number: int) -> Downloaded:
+        nonlocal known_etag, may_resume
+        offset = part.stat().st_size if may_resume and part.exists() else 0
+        headers: dict[str, str] = {}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if known_etag:
+                headers["If-Range"] = known_etag
+        logger.debug("GET %s for %s from byte %d (attempt %d)", safe_url, what, offset, number)
+        received = 0
+        total: int | None = None
+        try:
+            with session.get(
+                remote.url,
+                headers=headers,
+                stream=True,
+                timeout=(settings.connect_timeout_s, settings.read_timeout_s),
+            ) as response:
+                already_whole = response.status_code == 416 and offset > 0
+                if already_whole and response.headers.get("Content-Range") != f"bytes */{offset}":
+                    # The part is longer than the file: start again from nothing.
+                    part.unlink(missing_ok=True)
+                    raise RetryableError(RegistryConnectionError(f"{safe_url} refused to resume {what} (416)"))
+                if response.status_code >= 400 and not already_whole:
+                    failure = error_for_status(response.status_code, what, safe_url)
+                    if is_retryable_status(response.status_code):
+                        raise RetryableError(failure)
+                    raise failure
+                if already_whole:
+                    pass  # every byte arrived before the last attempt ended; only the checks are left
+                elif response.status_code == 206:
+                    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                    if not match or int(match.group(1)) != offset:
+                        part.unlink(missing_ok=True)
+                        raise RetryableError(RegistryConnectionError(f"{safe_url} sent the wrong range of {what}"))
+                else:
+                    offset = 0
+                new_etag = response.headers.get("ETag", known_etag if already_whole else None)
+                if new_etag != known_etag:
+                    known_etag = new_etag
+                    if on_etag is not None:
+                        on_etag(new_etag)
+                total = _total_from(response, offset)
+                digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
+                if offset:
+                    logger.info("resuming %s at byte %d of %s", what, offset, total if total is not None else "?")
+                with open(part, "ab" if offset else "wb") as f:
+                    try:
+                        for chunk in () if already_whole else response.iter_content(CHUNK):
+                            f.write(chunk)
+                            digest.update(chunk)
+                            received += len(chunk)
+                            if progress is not None:
+                                progress(offset + received, total)
+                    finally:
+                        f.flush()
+                        os.fsync(f.fileno())
+        except requests.RequestException as error:
+            may_resume = True
+            retry = translate_request_error(error, what, remote.url, (settings.api_key or "",))
+            if total is not None:
+                retry = RetryableError(
+                    type(retry.final)(
+                        f"{retry.final}; {offset + received} of {total} bytes arrived and are kept in {part.name} "
+                        "for the next attempt to resume"
+                    )
+                )
+            raise retry from None
+        size = offset + received
+        may_resume = True
+        if total is not None and size != total:
+            raise RetryableError(
+                RegistryConnectionError(f"download of {what} from {safe_url} ended after {size} of {total} bytes")
+            )
+        sha256 = digest.hexdigest()
+        problem = None
+        if remote.size is not None and size != remote.size:
+            problem = f"is {size} bytes but the registry announced {remote.size}"
+        elif remote.sha256 is not None and sha256 != remote.sha256:
+            problem = f"has sha256 {sha256} but the registry announced {remote.sha256}"
+        if problem and offset:
+            # The bytes kept from an earlier attempt may be what is wrong: try once from nothing.
+            logger.warning("%s %s after resuming at byte %d; downloading it whole", what, problem, offset)
+            part.unlink(missing_ok=True)
+            may_resume = False
+            return attempt(number)
+        if problem:
+            part.unlink(missing_ok=True)
+            raise ModelIntegrityError(
+                f"{what} downloaded from {safe_url} {problem}; it was discarded and nothing was cached. Check the "
+                "registry's copy of the model"
+            )
+        return Downloaded(remote.name, size, sha256, known_etag, offset)
+
+    return with_retries(attempt, settings, f"download of {what}")
