@@ -78,6 +78,9 @@ def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> N
 
 def test_bad_sink_and_missing_source_are_clear_errors(clip, tmp_path: Path) -> None:
     done = _framepipe("run", "framepipe-shapes/1", clip.video_path, "--sink", "printer:lp0")
-    assert done.returncode == 2 and "expected display, video:PATH, jsonl:PATH or udp:HOST:PORT" in done.stderr
+    assert (
+        done.returncode == 2
+        and "expected display, video:PATH, jsonl:PATH, udp:HOST:PORT or preview:PORT" in done.stderr
+    )
     done = _framepipe("run", "framepipe-shapes/1", str(tmp_path / "gone.mp4"))
     assert done.returncode == 2 and "gone.mp4" in done.stderr and "Traceback" not in done.stderr

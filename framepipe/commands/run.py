@@ -2,8 +2,10 @@
 
 Sinks (``--sink``, repeatable): ``display`` (a window, tiled for several sources),
 ``video:PATH`` (annotated H.264 MP4), ``jsonl:PATH`` (one JSON object per frame),
-``udp:HOST:PORT`` (Roboflow's UDP messages). Files get a progress bar; live streams a status line
-with fps, latency and drops every second. Ctrl-C stops cleanly and finishes every file.
+``udp:HOST:PORT`` (Roboflow's UDP messages), ``preview:PORT`` (MJPEG in a browser at
+``http://127.0.0.1:PORT/``). ``--tracker bytetrack|sort`` adds tracker ids. Files get a
+progress bar; live streams a status line with fps, latency and drops every second. Ctrl-C stops
+cleanly and finishes every file.
 
 Example::
 
@@ -46,8 +48,9 @@ def add_command(commands: Any) -> None:
         action="append",
         default=[],
         metavar="SINK",
-        help="display | video:PATH | jsonl:PATH | udp:HOST:PORT (repeat for several)",
+        help="display | video:PATH | jsonl:PATH | udp:HOST:PORT | preview:PORT (repeat for several)",
     )
+    run.add_argument("--tracker", choices=["bytetrack", "sort"], help="track objects, one tracker per source")
     run.add_argument("--max-fps", type=float, help="at most this many batches per second")
     run.add_argument("--confidence", type=float, help="confidence threshold (default 0.4)")
     run.add_argument("--iou-threshold", type=float, help="NMS IoU threshold (default 0.3)")
@@ -91,7 +94,7 @@ class _Sinks:
 def _build_sinks(specs: list[str], several_sources: bool, fps: float) -> _Sinks:
     from functools import partial
 
-    from framepipe.sinks import H264Writer, JsonlSink, create_tiles, render_boxes
+    from framepipe.sinks import JsonlSink, MJPEGPreviewSink, UDPSink, VideoFileSink, render_boxes
 
     sinks = _Sinks()
     for spec in specs:
@@ -99,14 +102,8 @@ def _build_sinks(specs: list[str], several_sources: bool, fps: float) -> _Sinks:
         if kind == "display" and not target:
             sinks.add(spec, partial(render_boxes, display_size=(1280, 720)))
         elif kind == "video" and target:
-            writer = H264Writer(target, fps=fps)
-
-            def write(item: Any, writer: H264Writer = writer) -> None:
-                writer.write(create_tiles([img for _, img in item]) if isinstance(item, list) else item[1])
-
-            sinks.add(
-                spec, partial(render_boxes, display_size=None, fps_monitor=None, on_frame_rendered=write), writer.close
-            )
+            video = VideoFileSink.init(target, output_fps=None)
+            sinks.add(spec, video.on_prediction, video.release)
         elif kind == "jsonl" and target:
             jsonl = JsonlSink(target)
             sinks.add(spec, jsonl.on_prediction, jsonl.release)
@@ -114,17 +111,31 @@ def _build_sinks(specs: list[str], several_sources: bool, fps: float) -> _Sinks:
             host, _, port = target.rpartition(":")
             if not host or not port.isdigit():
                 raise CommandError(f"--sink {spec}: expected udp:HOST:PORT")
-            try:
-                from framepipe.sinks import UDPSink  # type: ignore[attr-defined]
-            except ImportError as error:
-                raise CommandError("--sink udp: this version has no UDP sink") from error
             udp = UDPSink.init(host, int(port))
-            sinks.add(spec, udp.send_predictions)
+            sinks.add(spec, udp.send_predictions, udp.release)
+        elif kind == "preview" and target.isdigit():
+            preview = MJPEGPreviewSink(port=int(target))
+            print(f"preview at {preview.url}", file=sys.stderr, flush=True)
+            sinks.add(spec, preview.on_prediction, preview.release)
         else:
-            raise CommandError(f"--sink {spec!r}: expected display, video:PATH, jsonl:PATH or udp:HOST:PORT")
+            raise CommandError(
+                f"--sink {spec!r}: expected display, video:PATH, jsonl:PATH, udp:HOST:PORT or preview:PORT"
+            )
     if several_sources and not sinks.sinks:
         logger.info("no --sink given: results are counted, not kept")
     return sinks
+
+
+def _tracker_factory(name: str | None) -> Any:
+    if name is None:
+        return None
+    try:
+        import trackers
+    except ImportError as error:
+        raise CommandError("--tracker needs the trackers package: pip install 'framepipe[tracking]'") from error
+    if name == "sort":
+        return trackers.SORTTracker
+    return lambda: trackers.ByteTrackTracker(track_activation_threshold=0.5)
 
 
 def _probe(sources: list[str | int]) -> tuple[int | None, float]:
@@ -169,6 +180,7 @@ def execute(args: argparse.Namespace) -> int:
             iou_threshold=args.iou_threshold,
             inference_workers=args.workers,
             metrics_port=args.metrics_port,
+            tracker=_tracker_factory(args.tracker),
         )
     except BaseException:
         sinks.close()

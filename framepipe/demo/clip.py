@@ -40,12 +40,14 @@ def scene_frames(
     size: tuple[int, int] = (640, 360),
     seed: int = 0,
     objects: tuple[int, int] = (6, 10),
+    collide: bool = False,
 ) -> Iterator[tuple[np.ndarray, GroundTruth]]:
     """Yield ``(bgr_image, ground_truth)`` for each frame of a deterministic moving scene.
 
     Shapes keep their class and z-order, move in straight lines, bounce off the frame edges and
     spin; the background pans slowly; each frame gets fresh sensor grain. Shapes may pass over one
-    another: ``GroundTruth.visible`` says how much of each one shows.
+    another (``GroundTruth.visible`` says how much of each one shows), or, with ``collide``,
+    bounce off each other once they overlap by a fifth of their radii, so that none is ever hidden.
     """
     width, height = size
     if width < 64 or height < 64:
@@ -83,6 +85,27 @@ def scene_frames(
             if not shape.radius <= shape.y <= height - shape.radius:
                 shape.vy = -shape.vy
                 shape.y = float(np.clip(shape.y, shape.radius, height - shape.radius))
+        if collide:
+            _bounce_apart(shapes)
+
+
+def _bounce_apart(shapes: list[Shape], overlap: float = 0.2) -> None:
+    """Elastic collisions (equal masses) between shapes closer than ``(1 - overlap)`` of their radii."""
+    for i, a in enumerate(shapes):
+        for b in shapes[i + 1 :]:
+            dx, dy = b.x - a.x, b.y - a.y
+            distance = math.hypot(dx, dy) or 1e-6
+            limit = (a.radius + b.radius) * (1 - overlap)
+            if distance >= limit:
+                continue
+            nx, ny = dx / distance, dy / distance
+            closing = (a.vx - b.vx) * nx + (a.vy - b.vy) * ny
+            if closing > 0:  # moving towards each other: exchange their velocities along the normal
+                a.vx, a.vy = a.vx - closing * nx, a.vy - closing * ny
+                b.vx, b.vy = b.vx + closing * nx, b.vy + closing * ny
+            push = (limit - distance) / 2
+            a.x, a.y = a.x - nx * push, a.y - ny * push
+            b.x, b.y = b.x + nx * push, b.y + ny * push
 
 
 def make_clip(
@@ -92,6 +115,7 @@ def make_clip(
     size: tuple[int, int] = (640, 360),
     seed: int = 0,
     truth_path: str | os.PathLike[str] | None = None,
+    collide: bool = False,
 ) -> ClipInfo:
     """Write an H.264 MP4 of a moving shapes scene and its ground truth.
 
@@ -104,7 +128,7 @@ def make_clip(
     truth = os.fspath(truth_path) if truth_path is not None else os.path.splitext(video_path)[0] + ".jsonl"
     frames = 0
     with H264Writer(video_path, fps=fps) as writer, open(truth, "w", encoding="utf-8") as lines:
-        for index, (image, gt) in enumerate(scene_frames(seconds, fps, size, seed)):
+        for index, (image, gt) in enumerate(scene_frames(seconds, fps, size, seed, collide=collide)):
             writer.write(image)
             record = {"frame_index": index, "pts_seconds": round(index / fps, 6), "objects": gt.to_json()}
             lines.write(json.dumps(record) + "\n")

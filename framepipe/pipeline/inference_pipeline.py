@@ -41,6 +41,7 @@ from framepipe.pipeline.metrics import MetricsSnapshot, PipelineMetrics, prometh
 from framepipe.pipeline.metrics_server import MetricsServer
 from framepipe.pipeline.reorder import ReorderBuffer
 from framepipe.pipeline.sink_queue import SinkQueue
+from framepipe.pipeline.tracking import SourceTrackers, TrackerFactory
 from framepipe.pipeline.workers import plan_workers
 from framepipe.sources import (
     DEFAULT_BUFFER_SIZE,
@@ -152,9 +153,11 @@ class InferencePipeline:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         release_sinks: bool = True,
+        tracker: TrackerFactory | None = None,
     ) -> None:
         self._sources = sources
         self._release_sinks = release_sinks
+        self._trackers = SourceTrackers(tracker) if tracker is not None else None
         self._on_video_frame = on_video_frame
         self._on_prediction = on_prediction
         self._on_pipeline_start = on_pipeline_start
@@ -200,6 +203,8 @@ class InferencePipeline:
         for source in sources:
             if hasattr(source, "add_frame_listener"):
                 source.add_frame_listener(self._frame_event.set)
+            if self._trackers is not None and hasattr(source, "add_status_handler"):
+                source.add_status_handler(self._reset_tracker_on_reconnect)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -241,6 +246,7 @@ class InferencePipeline:
         source_options: SourceOptions | None = None,
         realtime: bool = False,
         release_sinks: bool = True,
+        tracker: TrackerFactory | None = None,
     ) -> InferencePipeline:
         """A pipeline running ``model_id`` on ``video_reference`` (a file, URL, webcam index or a
         list of them), with Roboflow's parameters in Roboflow's order.
@@ -259,8 +265,10 @@ class InferencePipeline:
         ``/metrics`` and ``/healthz`` on ``metrics_host``), ``sink_queue_policy`` (``"block"``
         or ``"drop_oldest"``; default: block for files, drop for live sources), ``source_options``
         (timeouts, reconnection, RTSP transport, decoder threads: ``SourceOptions``),
-        ``realtime`` (play files at their own frame rate, like cameras) and ``release_sinks``
-        (call ``release()`` on a sink object given as ``on_prediction`` when the pipeline ends).
+        ``realtime`` (play files at their own frame rate, like cameras), ``release_sinks``
+        (call ``release()`` on a sink object given as ``on_prediction`` when the pipeline ends)
+        and ``tracker`` (a factory of trackers, e.g. ``lambda: ByteTrackTracker()``: each source
+        gets its own, reset when the source reconnects; tracked detections get ``tracker_id``).
         """
         references = list(video_reference) if isinstance(video_reference, (list, tuple)) else [video_reference]
         if active_learning_enabled:
@@ -312,6 +320,7 @@ class InferencePipeline:
             source_options=source_options,
             realtime=realtime,
             release_sinks=release_sinks,
+            tracker=tracker,
         )
         pipeline.model = model
         pipeline.inference_parameters = parameters
@@ -349,6 +358,7 @@ class InferencePipeline:
         source_options: SourceOptions | None = None,
         realtime: bool = False,
         release_sinks: bool = True,
+        tracker: TrackerFactory | None = None,
     ) -> InferencePipeline:
         """A pipeline whose ``on_video_frame(frames: list[VideoFrame])`` returns one prediction
         per frame, in order; those go to ``on_prediction`` as with ``init``. One inference worker
@@ -406,6 +416,7 @@ class InferencePipeline:
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             release_sinks=release_sinks,
+            tracker=tracker,
         )
 
     @property
@@ -739,6 +750,8 @@ class InferencePipeline:
             if self._stop.is_set():
                 continue  # terminated: results still queued are not delivered
             predictions, frames = item
+            if self._trackers is not None:  # in frame order, per source
+                predictions = [self._trackers.apply(p, f) for p, f in zip(predictions, frames, strict=True)]
             if self._on_prediction is None:
                 self._delivered(frames, 0.0)
                 continue
@@ -755,6 +768,12 @@ class InferencePipeline:
         self._stop.set()
         for source in self._sources:
             source.terminate(wait=False)
+
+    def _reset_tracker_on_reconnect(self, update: StatusUpdate) -> None:
+        if update.event_type == "CONNECTED" and self._trackers is not None:
+            source_id = update.payload.get("source_id")
+            if isinstance(source_id, int):
+                self._trackers.reset(source_id)
 
     def _delivered(self, frames: list[VideoFrame], sink_seconds: float) -> None:
         for frame in frames:

@@ -1,15 +1,44 @@
-"""What to do with predictions: draw them, write them to video or JSON lines.
+"""What to do with predictions: draw them, show them, write them to video or JSON lines, send
+them over UDP, serve them to a browser, keep them in memory.
 
 Every sink takes ``(predictions, video_frame)`` (lists of them for several sources), so any of
-them can be an ``on_prediction``.
+them can be an ``on_prediction``; ``multi_sink`` combines several. Roboflow's names work:
+``render_boxes``, ``VideoFileSink``, ``UDPSink``, ``multi_sink``, ``InMemoryBufferSink``.
 
 Example:
-    >>> from framepipe.sinks import render_boxes
-    >>> # InferencePipeline.init(..., on_prediction=render_boxes)
+    >>> from functools import partial
+    >>> from framepipe.sinks import JsonlSink, multi_sink, render_boxes
+    >>> jsonl = JsonlSink("/tmp/predictions.jsonl")
+    >>> on_prediction = partial(multi_sink, sinks=[render_boxes, jsonl])
 """
 
+from framepipe.sinks.buffer import InMemoryBufferSink
 from framepipe.sinks.jsonl import JsonlSink
-from framepipe.sinks.render import annotate, create_tiles, display_image, render_boxes
-from framepipe.sinks.video_file import H264Writer
+from framepipe.sinks.mjpeg_preview import MJPEGPreviewSink
+from framepipe.sinks.multi import multi_sink
+from framepipe.sinks.render import (
+    DEFAULT_ANNOTATORS,
+    DEFAULT_FPS_MONITOR,
+    annotate,
+    create_tiles,
+    display_image,
+    render_boxes,
+)
+from framepipe.sinks.udp import UDPSink
+from framepipe.sinks.video_file import H264Writer, VideoFileSink
 
-__all__ = ["H264Writer", "JsonlSink", "annotate", "create_tiles", "display_image", "render_boxes"]
+__all__ = [
+    "DEFAULT_ANNOTATORS",
+    "DEFAULT_FPS_MONITOR",
+    "H264Writer",
+    "InMemoryBufferSink",
+    "JsonlSink",
+    "MJPEGPreviewSink",
+    "UDPSink",
+    "VideoFileSink",
+    "annotate",
+    "create_tiles",
+    "display_image",
+    "multi_sink",
+    "render_boxes",
+]

@@ -185,6 +185,10 @@ class VideoSource:
             source_id=self.source_id,
         )
 
+    def add_status_handler(self, handler: Callable[[StatusUpdate], None]) -> None:
+        """Also send this source's status updates to ``handler``."""
+        self._handlers.append(handler)
+
     def add_frame_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` (from the decoder thread) whenever a frame is buffered."""
         self._listeners.append(listener)

@@ -1,0 +1,81 @@
+"""Per-source object tracking: one tracker per source, fed in frame order, reset when its source
+reconnects.
+
+Any tracker with ``update(supervision.Detections) -> supervision.Detections`` and ``reset()``
+works, such as ``ByteTrackTracker`` or ``SORTTracker`` from the ``trackers`` package
+(``pip install 'framepipe[tracking]'``). Tracked detections get ``"tracker_id"`` in the
+predictions JSON; detections the tracker has not confirmed yet are kept, without it.
+
+Example:
+    >>> from trackers import ByteTrackTracker  # doctest: +SKIP
+    >>> from framepipe import InferencePipeline
+    >>> pipeline = InferencePipeline.init(  # doctest: +SKIP
+    ...     "clip.mp4", "framepipe-shapes/1", on_prediction, tracker=lambda: ByteTrackTracker(frame_rate=30)
+    ... )
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from framepipe.sources.entities import VideoFrame
+
+
+class Tracker(Protocol):
+    """What a tracker offers (the ``trackers`` package's interface)."""
+
+    def update(self, detections: Any) -> Any: ...
+
+    def reset(self) -> None: ...
+
+
+TrackerFactory = Callable[[], Tracker]
+
+
+class SourceTrackers:
+    """One tracker per source id, made by ``factory()`` the first time the source is seen."""
+
+    def __init__(self, factory: TrackerFactory) -> None:
+        self._factory = factory
+        self._trackers: dict[int, Tracker] = {}
+        self._pending_resets: set[int] = set()
+        self._lock = threading.Lock()
+
+    def tracker(self, source_id: int) -> Tracker:
+        with self._lock:
+            tracker = self._trackers.get(source_id)
+            if tracker is None:
+                tracker = self._trackers[source_id] = self._factory()
+            elif source_id in self._pending_resets:
+                tracker.reset()
+            self._pending_resets.discard(source_id)
+            return tracker
+
+    def reset(self, source_id: int | None = None) -> None:
+        """Forget the tracks of ``source_id`` (every source when ``None``) before its next frame;
+        safe to call from any thread."""
+        with self._lock:
+            self._pending_resets.update(self._trackers if source_id is None else [source_id])
+
+    def apply(self, prediction: dict[str, Any] | None, frame: VideoFrame | None) -> dict[str, Any] | None:
+        """The prediction with ``tracker_id`` on every detection the source's tracker follows.
+        Call it once per frame, in order, for each source."""
+        if prediction is None or frame is None or "predictions" not in prediction:
+            return prediction
+        import supervision as sv
+
+        items = list(prediction["predictions"])
+        detections = sv.Detections.from_inference(prediction) if items else sv.Detections.empty()
+        detections.data["framepipe_index"] = np.arange(len(items))
+        tracked = self.tracker(frame.source_id or 0).update(detections)
+        ids: dict[int, int] = {}
+        if tracked.tracker_id is not None and len(tracked):
+            for index, tracker_id in zip(tracked.data["framepipe_index"], tracked.tracker_id, strict=True):
+                if tracker_id >= 0:
+                    ids[int(index)] = int(tracker_id)
+        updated = [{**item, "tracker_id": ids[i]} if i in ids else item for i, item in enumerate(items)]
+        return {**prediction, "predictions": updated}
