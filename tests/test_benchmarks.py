@@ -91,3 +91,28 @@ def test_latency_benchmark(clip, tmp_path: Path) -> None:
     assert report["frames_delivered"] > 0 and report["latency_ms"]["p50"] > 0
     assert report["single_frame_inference_ms"] > 0 and isinstance(report["backlog_grows"], bool)
     assert "p95/inference=" in done.stdout
+
+
+def test_sinks_benchmark(clip, tmp_path: Path) -> None:
+    out, png = tmp_path / "sinks.json", tmp_path / "frame.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "sinks.py"),
+            "--video",
+            clip.video_path,
+            "--frames",
+            "10",
+            "--json",
+            str(out),
+            "--png",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    names = [row["sink"] for row in json.loads(out.read_text())["sinks"]]
+    assert names[:4] == ["render_boxes", "VideoFileSink", "JsonlSink", "UDPSink"] and png.stat().st_size > 0

@@ -76,3 +76,14 @@ def test_status_updates(clip) -> None:
     assert done.returncode == 0, done.stderr
     assert "INFERENCE_THREAD_STARTED" in done.stdout and "INFERENCE_THREAD_FINISHED" in done.stdout
     assert "VIDEO_CONSUMPTION_STARTED" in done.stdout
+
+
+def test_sink_video_and_preview(clip, tmp_path) -> None:
+    from tests.servers import free_port
+
+    done = _run(str(EXAMPLES / "sink_video_and_preview.py"), clip.video_path, str(tmp_path / "out"), str(free_port()))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {clip.frames} frames" in done.stdout
+    lines = (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == clip.frames and '"tracker_id"' in lines[-1]
+    assert probe_video(tmp_path / "out" / "annotated.mp4")[:2] == ("h264", clip.frames)
