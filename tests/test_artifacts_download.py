@@ -16,7 +16,7 @@ import pytest
 
 from framepipe.artifacts import ModelCache, fetch_model, resolve_model
 from framepipe.artifacts.cache import CacheState
-from framepipe.artifacts.download import part_path
+from framepipe.artifacts.layout import part_path
 from framepipe.artifacts.locking import lock_path
 from framepipe.artifacts.manifest import JOURNAL_NAME, MANIFEST_NAME
 from framepipe.artifacts.model_id import parse_model_id

@@ -14,7 +14,7 @@ import pytest
 
 from framepipe.artifacts import fetch_model
 from framepipe.artifacts.cache import CacheState, inspect_folder, verify_hashes
-from framepipe.artifacts.download import part_path
+from framepipe.artifacts.layout import part_path
 from framepipe.errors import ModelOfflineError
 from tests.artifacts_support import (
     MODEL_ID,

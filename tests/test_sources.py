@@ -155,7 +155,7 @@ def test_pause_mute_and_resume(short_clip) -> None:
     time.sleep(0.4)
     assert source.frames_decoded > decoded and source.frames_dropped - dropped == source.frames_decoded - decoded
     source.resume()
-    with pytest.raises(StreamOperationNotAllowedError, match="resume needs PAUSED or MUTED"):
+    with pytest.raises(StreamOperationNotAllowedError, match="resume needs MUTED or PAUSED"):
         source.resume()
     assert drain(source)
     source.terminate()

@@ -5,7 +5,8 @@ The caller renames the temporary file into place once every file of the model is
 
 Example:
     >>> from pathlib import Path
-    >>> from framepipe.artifacts.download import download_file, part_path
+    >>> from framepipe.artifacts.download import download_file
+    >>> from framepipe.artifacts.layout import part_path
     >>> part_path(Path("/cache/ds/3/weights.onnx"))
     PosixPath('/cache/ds/3/.weights.onnx.part')
     >>> result = download_file(session, remote, part, settings, "model 'ds/3'")  # doctest: +SKIP
@@ -43,11 +44,6 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 Progress = Callable[[int, "int | None"], None]
 """Called with (bytes so far, total bytes or None) as a download advances."""
-
-
-def part_path(final: Path) -> Path:
-    """The temporary name a file is downloaded under, in the same folder: ``.<name>.part``."""
-    return final.with_name(f".{final.name}.part")
 
 
 @dataclass(frozen=True)

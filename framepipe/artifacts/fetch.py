@@ -25,14 +25,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from framepipe.artifacts.aliases import is_roboflow_alias, resolve_alias
 from framepipe.artifacts.atomic import fsync_dir, sha256_file, write_synced
 from framepipe.artifacts.cache import CacheState, Inspection, ModelCache, inspect_folder
-from framepipe.artifacts.download import Downloaded, download_file, part_path
 from framepipe.artifacts.layout import (
     CLASS_NAMES_FILE,
     ENVIRONMENT_FILE,
@@ -40,6 +37,7 @@ from framepipe.artifacts.layout import (
     MODEL_FILES,
     MODEL_TYPE_FILE,
     WEIGHTS_FILE_NAMES,
+    part_path,
 )
 from framepipe.artifacts.locking import lock_path, model_lock, touch
 from framepipe.artifacts.manifest import (
@@ -54,9 +52,14 @@ from framepipe.artifacts.manifest import (
 )
 from framepipe.artifacts.model_id import ModelRef, parse_model_id, safe_file_name
 from framepipe.artifacts.redact import redact_url, strip_secrets
-from framepipe.artifacts.roboflow_api import OrtModel, RemoteFile, fetch_ort
 from framepipe.artifacts.settings import RegistrySettings
-from framepipe.artifacts.transport import new_session
+
+if TYPE_CHECKING:  # the network modules (requests, urllib3, ssl) are loaded only to download
+    import requests
+
+    from framepipe.artifacts.download import Downloaded
+    from framepipe.artifacts.roboflow_api import OrtModel, RemoteFile
+
 from framepipe.errors import (
     MalformedRegistryResponseError,
     ModelCacheError,
@@ -241,6 +244,9 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.tmp"):
         stale.unlink(missing_ok=True)
+    from framepipe.artifacts.roboflow_api import fetch_ort
+    from framepipe.artifacts.transport import new_session
+
     session = new_session()
     try:
         model = fetch_ort(session, settings, ref)
@@ -315,6 +321,8 @@ def _download_one(
     def remember_etag(etag: str | None) -> None:
         journal.files[remote.name]["etag"] = etag
         write_journal(folder, journal)
+
+    from framepipe.artifacts.download import download_file
 
     part = part_path(folder / remote.name)
     etag = journal.files[remote.name].get("etag")

@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 WEIGHTS_FILE_NAMES = ("weights.onnx", "yolov5s_weights.onnx")
 """Weight file names Roboflow's cache uses, in the order they are looked for."""
 ENVIRONMENT_FILE = "environment.json"
@@ -30,3 +32,8 @@ def weights_file_for(model_type: str) -> str:
     """The weights file name Roboflow Inference reads for ``model_type``: YOLOv5 models use
     ``yolov5s_weights.onnx``, every other architecture ``weights.onnx``."""
     return "yolov5s_weights.onnx" if model_type.lower().startswith("yolov5") else "weights.onnx"
+
+
+def part_path(final: Path) -> Path:
+    """The temporary name a file is downloaded under, in the same folder: ``.<name>.part``."""
+    return final.with_name(f".{final.name}.part")

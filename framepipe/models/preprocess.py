@@ -78,10 +78,12 @@ def letterbox(
     target_h: int,
     color: tuple[int, int, int] = (114, 114, 114),
     out: np.ndarray | None = None,
+    pad: bool = True,
 ) -> tuple[np.ndarray, ResizeGeometry]:
     """Resize ``image`` into a ``target_h`` x ``target_w`` canvas padded with ``color``.
 
-    ``out`` (a ``uint8`` array of the target shape) is reused when given.
+    ``out`` (a ``uint8`` array of the target shape) is reused when given; ``pad=False`` leaves its
+    padding as it is (it already holds the padding of a frame of the same size).
     """
     height, width = image.shape[:2]
     geometry = letterbox_geometry(width, height, target_w, target_h)
@@ -89,10 +91,11 @@ def letterbox(
     if out is None:
         out = np.empty((target_h, target_w, *image.shape[2:]), np.uint8)
     x0, y0 = geometry.pad_x, geometry.pad_y
-    out[:y0] = color
-    out[y0 + new_h :] = color
-    out[y0 : y0 + new_h, :x0] = color
-    out[y0 : y0 + new_h, x0 + new_w :] = color
+    if pad:
+        out[:y0] = color
+        out[y0 + new_h :] = color
+        out[y0 : y0 + new_h, :x0] = color
+        out[y0 : y0 + new_h, x0 + new_w :] = color
     region = out[y0 : y0 + new_h, x0 : x0 + new_w]
     if (new_w, new_h) == (width, height):
         region[...] = image
@@ -195,8 +198,11 @@ class Preprocessor:
             canvas = self._local.canvas = np.empty((height, width, 3), np.uint8)
         return tensor, canvas
 
-    def prepare(self, image: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, ResizeGeometry]:
-        """One BGR frame resized into a ``uint8`` BGR canvas of the input size."""
+    def prepare(
+        self, image: np.ndarray, out: np.ndarray | None = None, pad: bool = True
+    ) -> tuple[np.ndarray, ResizeGeometry]:
+        """One BGR frame resized into a ``uint8`` BGR canvas of the input size (``pad=False``:
+        the canvas already has this frame size's padding)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {image.dtype} {image.shape}")
         frame_h, frame_w = image.shape[:2]
@@ -213,7 +219,7 @@ class Preprocessor:
         if color is None:
             canvas, geometry = stretch(work, width, height, out=out)
         else:
-            canvas, geometry = letterbox(work, width, height, color, out=out)
+            canvas, geometry = letterbox(work, width, height, color, out=out, pad=pad)
         if (offset_x, offset_y) != (0, 0) or work.shape[:2] != image.shape[:2]:
             geometry = replace(geometry, offset_x=offset_x, offset_y=offset_y, frame_size=(frame_w, frame_h))
         return canvas, geometry
@@ -221,13 +227,25 @@ class Preprocessor:
     def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[ResizeGeometry]]:
         """Preprocess a batch; returns the tensor and one geometry per image."""
         tensor, canvas = self._buffers(len(images))
+        filled: dict[int, tuple[int, ...]] = self._local.__dict__.setdefault("filled", {})
         geometries = []
         for index, image in enumerate(images):
-            _, geometry = self.prepare(image, out=canvas)
-            np.multiply(canvas.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=tensor[index], casting="unsafe")
+            # the padding of a slot is written once for a frame size, then only the picture is
+            key = (id(tensor), index, *image.shape)
+            same = filled.get(index) == key and self.config.static_crop is None
+            _, geometry = self.prepare(image, out=canvas, pad=not same)
+            if same and self._pad is not None:
+                x0, y0 = geometry.pad_x, geometry.pad_y
+                x1 = x0 + round(geometry.source_size[0] * geometry.scale_x)
+                y1 = y0 + round(geometry.source_size[1] * geometry.scale_y)
+                region, target = canvas[y0:y1, x0:x1], tensor[index, :, y0:y1, x0:x1]
+            else:
+                region, target = canvas, tensor[index]
+            np.multiply(region.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=target, casting="unsafe")
             if self._mean is not None:
-                tensor[index] -= self._mean
+                target -= self._mean
             if self._std is not None:
-                tensor[index] /= self._std
+                target /= self._std
+            filled[index] = key
             geometries.append(geometry)
         return tensor, geometries

@@ -95,6 +95,8 @@ def _session_options(settings: SessionSettings) -> onnxruntime.SessionOptions:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # measured with two workers on one session: the same speed, 30 MB less memory without it
+    options.enable_mem_pattern = False
     if settings.intra_op_threads:
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1

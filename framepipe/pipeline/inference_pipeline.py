@@ -32,13 +32,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framepipe.errors import PipelineStateError, SourceNotFoundError
 from framepipe.models import InferenceParameters, get_model
 from framepipe.pipeline.collector import BatchCollector, CollectedFrame
 from framepipe.pipeline.metrics import MetricsSnapshot, PipelineMetrics, prometheus_text
-from framepipe.pipeline.metrics_server import MetricsServer
 from framepipe.pipeline.reorder import ReorderBuffer
 from framepipe.pipeline.sink_queue import SinkQueue
 from framepipe.pipeline.tracking import SourceTrackers, TrackerFactory
@@ -54,6 +53,9 @@ from framepipe.sources import (
     VideoSource,
 )
 from framepipe.sources.readers import STREAM_PREFIXES, redact
+
+if TYPE_CHECKING:
+    from framepipe.pipeline.metrics_server import MetricsServer
 
 logger = logging.getLogger("framepipe.pipeline")
 
@@ -449,6 +451,8 @@ class InferencePipeline:
             for source in self._sources:
                 source.start()
             if self._metrics_port is not None:
+                from framepipe.pipeline.metrics_server import MetricsServer  # http.server only when asked
+
                 self._metrics_server = MetricsServer(
                     lambda: prometheus_text(self.metrics(), self.metrics_store),
                     self.health,
@@ -771,9 +775,9 @@ class InferencePipeline:
 
     def _reset_tracker_on_reconnect(self, update: StatusUpdate) -> None:
         if update.event_type == "CONNECTED" and self._trackers is not None:
-            source_id = update.payload.get("source_id")
+            source_id, first = update.payload.get("source_id"), update.payload.get("next_frame_id", 0)
             if isinstance(source_id, int):
-                self._trackers.reset(source_id)
+                self._trackers.reset(source_id, from_frame_id=int(first))
 
     def _delivered(self, frames: list[VideoFrame], sink_seconds: float) -> None:
         for frame in frames:

@@ -42,24 +42,28 @@ class SourceTrackers:
     def __init__(self, factory: TrackerFactory) -> None:
         self._factory = factory
         self._trackers: dict[int, Tracker] = {}
-        self._pending_resets: set[int] = set()
+        self._pending_resets: dict[int, int] = {}  # source id -> first frame id of the new tracks
         self._lock = threading.Lock()
 
-    def tracker(self, source_id: int) -> Tracker:
+    def tracker(self, source_id: int, frame_id: int = 0) -> Tracker:
         with self._lock:
             tracker = self._trackers.get(source_id)
+            due = self._pending_resets.get(source_id)
             if tracker is None:
                 tracker = self._trackers[source_id] = self._factory()
-            elif source_id in self._pending_resets:
+            elif due is not None and frame_id >= due:
                 tracker.reset()
-            self._pending_resets.discard(source_id)
+            if due is not None and frame_id >= due:
+                del self._pending_resets[source_id]
             return tracker
 
-    def reset(self, source_id: int | None = None) -> None:
-        """Forget the tracks of ``source_id`` (every source when ``None``) before its next frame;
-        safe to call from any thread."""
+    def reset(self, source_id: int | None = None, from_frame_id: int = 0) -> None:
+        """Forget the tracks of ``source_id`` (every source when ``None``) at its first frame with
+        an id of at least ``from_frame_id`` (frames already on their way keep their tracks); safe
+        to call from any thread."""
         with self._lock:
-            self._pending_resets.update(self._trackers if source_id is None else [source_id])
+            for sid in self._trackers if source_id is None else [source_id]:
+                self._pending_resets[sid] = from_frame_id
 
     def apply(self, prediction: dict[str, Any] | None, frame: VideoFrame | None) -> dict[str, Any] | None:
         """The prediction with ``tracker_id`` on every detection the source's tracker follows.
@@ -71,7 +75,7 @@ class SourceTrackers:
         items = list(prediction["predictions"])
         detections = sv.Detections.from_inference(prediction) if items else sv.Detections.empty()
         detections.data["framepipe_index"] = np.arange(len(items))
-        tracked = self.tracker(frame.source_id or 0).update(detections)
+        tracked = self.tracker(frame.source_id or 0, frame.frame_id).update(detections)
         ids: dict[int, int] = {}
         if tracked.tracker_id is not None and len(tracked):
             for index, tracker_id in zip(tracked.data["framepipe_index"], tracked.tracker_id, strict=True):
