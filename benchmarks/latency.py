@@ -92,6 +92,9 @@ def measure(model_id: str, reference: str, seconds: float, workers: int | None) 
         "latency_first_third_p50_ms": first_third,
         "latency_last_third_p50_ms": last_third,
         "backlog_grows": last_third > 1.5 * first_third + 20,
+        "stages_ms": {
+            stage: {"p50": 1000 * q[0.5], "p95": 1000 * q[0.95]} for stage, q in snapshot.latency.get(0, {}).items()
+        },
     }
 
 
@@ -123,6 +126,8 @@ def main() -> None:
         f"backlog: median latency first third {report['latency_first_third_p50_ms']:.1f} ms, last third "
         f"{report['latency_last_third_p50_ms']:.1f} ms -> {'GROWS' if report['backlog_grows'] else 'steady'}"
     )
+    stages = ", ".join(f"{stage} {v['p50']:.1f}/{v['p95']:.1f}" for stage, v in report["stages_ms"].items())
+    print(f"stages ms p50/p95: {stages}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)

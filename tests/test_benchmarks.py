@@ -116,3 +116,19 @@ def test_sinks_benchmark(clip, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     names = [row["sink"] for row in json.loads(out.read_text())["sinks"]]
     assert names[:4] == ["render_boxes", "VideoFileSink", "JsonlSink", "UDPSink"] and png.stat().st_size > 0
+
+
+def test_cache_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "cache.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cache.py"), "--processes", "3", "--hits", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["race"]["weights_downloads"] == 1 and report["race"]["processes_that_downloaded"] == 1
+    assert report["hit"]["count"] == 1 and report["hit"]["session_ms_median"] > report["hit"]["fetch_ms_median"] > 0
+    assert "race of 3 processes" in done.stdout

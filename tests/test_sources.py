@@ -206,17 +206,30 @@ def test_buffer_strategies() -> None:
 
 
 def test_adaptive_strategy_skips_while_the_consumer_lags() -> None:
-    buffer = FrameBuffer(4, BufferFillingStrategy.ADAPTIVE_DROP_OLDEST, BufferConsumptionStrategy.LAZY)
-    skipped = 0
+    drops: list[tuple[Any, str]] = []
+    latest = FrameBuffer(
+        4, BufferFillingStrategy.ADAPTIVE_DROP_LATEST, BufferConsumptionStrategy.LAZY, lambda i, c: drops.append((i, c))
+    )
+    oldest = FrameBuffer(4, BufferFillingStrategy.ADAPTIVE_DROP_OLDEST, BufferConsumptionStrategy.LAZY)
+    skipped, got_latest, got_oldest = 0, [], []
     for index in range(60):  # the source writes every 5 ms, the consumer reads every 4th frame
         time.sleep(0.005)
-        if buffer.should_skip():
+        if latest.should_skip():
             skipped += 1
         else:
-            buffer.put(index)
+            latest.put(index)
+        assert not oldest.should_skip()  # never skips: it drops what waits instead
+        oldest.put(index)
         if index % 4 == 0:
-            buffer.get(timeout=0)
-    assert skipped > 10 and buffer.dropped >= skipped
+            got_latest.append(latest.get(timeout=0))
+            got_oldest.append(oldest.get(timeout=0))
+    assert skipped > 10 and latest.dropped >= skipped
+    assert "ADAPTIVE strategy" in {cause for _, cause in drops}
+    # ADAPTIVE_DROP_LATEST hands over a frame that waited while newer ones were skipped; once the
+    # consumer is known to lag, ADAPTIVE_DROP_OLDEST hands over the frame just written
+    assert sum(g != i for g, i in zip(got_latest[5:], range(20, 60, 4), strict=False)) > 3
+    assert got_oldest[5:] == list(range(20, 60, 4))
+    assert oldest.dropped == 60 - len(got_oldest) - len(oldest._items)
 
 
 def test_looping_file_keeps_counting(short_clip) -> None:

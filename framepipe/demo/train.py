@@ -6,7 +6,7 @@ centre sampling, quality focal loss, GIoU) over three levels (strides 8, 16, 32)
 has the YOLOv8 layout ``[batch, 4 + classes, anchors]``: centre x, y, width, height in input pixels,
 then one sigmoid score per class, so any YOLOv8 decoder reads it.
 
-Example (about 20 minutes on 2 cores)::
+Example (23 minutes on 2 cores, measured)::
 
     python -m framepipe.demo.train --out framepipe/artifacts/bundled/framepipe-shapes/1
 """

@@ -2,10 +2,11 @@
 
 Filling (what the decoder does when the buffer is full): ``WAIT`` blocks until there is room
 (every frame is kept: files); ``DROP_OLDEST`` throws the oldest buffered frame away (the freshest
-frames survive: live streams); ``DROP_LATEST`` throws the new frame away. The ``ADAPTIVE_``
-variants also skip frames before they are converted to BGR while the consumer is slower than
-the source, saving that work. Consumption: ``LAZY`` takes the oldest frame, ``EAGER`` the newest
-(older ones are dropped). Every dropped frame is counted, with its cause.
+frames survive: live streams); ``DROP_LATEST`` throws the new frame away. While the consumer is
+slower than the source, ``ADAPTIVE_DROP_OLDEST`` also drops the frames waiting as soon as a newer
+one comes (the consumer always gets the freshest frame), and ``ADAPTIVE_DROP_LATEST`` skips new
+frames before they are converted to BGR, saving that work. Consumption: ``LAZY`` takes the
+oldest frame, ``EAGER`` the newest (older ones are dropped). Every dropped frame is counted, with its cause.
 
 Example:
     >>> from framepipe.sources.buffering import FrameBuffer
@@ -70,14 +71,24 @@ class FrameBuffer:
 
     # -- decoder side -------------------------------------------------------------------------
     def should_skip(self) -> bool:
-        """With an ``ADAPTIVE_`` strategy: whether to skip the next frame before converting it,
-        because the consumer reads slower than the source writes and a frame is already waiting.
-        Counts the skip as a drop ("ADAPTIVE strategy")."""
+        """Called before each new frame is converted. While the consumer reads slower than the
+        source writes and a frame is already waiting: ``ADAPTIVE_DROP_LATEST`` says to skip the
+        new frame (at most 16 in a row), ``ADAPTIVE_DROP_OLDEST`` drops the waiting frames so that
+        the new one is next. Either is counted as a drop ("ADAPTIVE strategy")."""
         if self.filling not in ADAPTIVE:
             return False
+        stale: list[Any] = []
         with self._lock:
             behind = bool(self._items) and _rate(self._reads) + 1.0 < _rate(self._writes)
-            if behind and self._skipped_in_row < MAX_ADAPTIVE_DROPS_IN_ROW:
+            if behind and self.filling is BufferFillingStrategy.ADAPTIVE_DROP_OLDEST:
+                # The frame coming is fresher than those waiting: they go, it stays (skipping it
+                # instead, as Roboflow does, hands the consumer a frame one consumer period old).
+                stale = list(self._items)
+                self._items.clear()
+                self.dropped += len(stale)
+                self._not_full.notify_all()
+                skip = False
+            elif behind and self._skipped_in_row < MAX_ADAPTIVE_DROPS_IN_ROW:
                 self._skipped_in_row += 1
                 self._writes.append(time.monotonic())
                 self.dropped += 1
@@ -85,8 +96,11 @@ class FrameBuffer:
             else:
                 self._skipped_in_row = 0
                 skip = False
-        if skip and self._on_drop is not None:
-            self._on_drop(None, "ADAPTIVE strategy")
+        if self._on_drop is not None:
+            for item in stale:
+                self._on_drop(item, "ADAPTIVE strategy")
+            if skip:
+                self._on_drop(None, "ADAPTIVE strategy")
         return skip
 
     def put(self, item: Any, stop: threading.Event | None = None, poll: float = 0.05) -> bool:
