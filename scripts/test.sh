@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages for the tests' RTSP server (GStreamer's, run by Debian's own Python), installed
-# only when missing.
+# System packages for the tests, installed only when missing: GStreamer's RTSP server (run by
+# Debian's own Python) and ffprobe.
 rtsp_server_ready() {
   /usr/bin/python3 - <<'PY' 2>/dev/null
 import gi
@@ -17,15 +17,17 @@ Gst.init(None)
 assert all(Gst.ElementFactory.find(name) for name in ("filesrc", "qtdemux", "h264parse", "rtph264pay"))
 PY
 }
-if ! rtsp_server_ready; then
-  echo "== installing GStreamer's RTSP server for the tests (Debian packages)"
+# ffprobe (Debian's ffmpeg) checks the MP4 files the tests write, as a user's tools would read them.
+if ! rtsp_server_ready || ! command -v ffprobe >/dev/null; then
+  echo "== installing GStreamer's RTSP server and ffmpeg for the tests (Debian packages)"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp \
-    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad ffmpeg
   rtsp_server_ready || { echo "GStreamer's RTSP server is still not usable" >&2; exit 1; }
+  command -v ffprobe >/dev/null || { echo "ffprobe is still missing" >&2; exit 1; }
 fi
 
 if [ -z "${VIRTUAL_ENV:-}" ]; then
