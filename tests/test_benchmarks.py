@@ -10,24 +10,15 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+def _run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<script>`` with ``args`` in this Python; its output is captured."""
+    command = [sys.executable, str(BENCHMARKS / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def test_model_stages_benchmark(clip, tmp_path: Path) -> None:
     out = tmp_path / "stages.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "model_stages.py"),
-            "--video",
-            clip.video_path,
-            "--frames",
-            "8",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run("model_stages.py", "--video", clip.video_path, "--frames", "8", "--json", str(out), timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["frames"] == 8 and report["frame_size"] == [clip.width, clip.height]
@@ -37,25 +28,19 @@ def test_model_stages_benchmark(clip, tmp_path: Path) -> None:
 
 def test_throughput_benchmark(clip, tmp_path: Path) -> None:
     out = tmp_path / "throughput.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "throughput.py"),
-            "--video",
-            clip.video_path,
-            "--model",
-            "framepipe-shapes/1",
-            "--rounds",
-            "1",
-            "--frames",
-            "12",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = _run(
+        "throughput.py",
+        "--video",
+        clip.video_path,
+        "--model",
+        "framepipe-shapes/1",
+        "--rounds",
+        "1",
+        "--frames",
+        "12",
+        "--json",
+        str(out),
         timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -68,23 +53,17 @@ def test_throughput_benchmark(clip, tmp_path: Path) -> None:
 
 def test_latency_benchmark(clip, tmp_path: Path) -> None:
     out = tmp_path / "latency.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "latency.py"),
-            "--model",
-            "framepipe-shapes/1",
-            "--video",
-            clip.video_path,
-            "--seconds",
-            "2",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = _run(
+        "latency.py",
+        "--model",
+        "framepipe-shapes/1",
+        "--video",
+        clip.video_path,
+        "--seconds",
+        "2",
+        "--json",
+        str(out),
         timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -95,23 +74,8 @@ def test_latency_benchmark(clip, tmp_path: Path) -> None:
 
 def test_sinks_benchmark(clip, tmp_path: Path) -> None:
     out, png = tmp_path / "sinks.json", tmp_path / "frame.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "sinks.py"),
-            "--video",
-            clip.video_path,
-            "--frames",
-            "10",
-            "--json",
-            str(out),
-            "--png",
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = _run(
+        "sinks.py", "--video", clip.video_path, "--frames", "10", "--json", str(out), "--png", str(png), timeout=120
     )
     assert done.returncode == 0, done.stderr
     names = [row["sink"] for row in json.loads(out.read_text())["sinks"]]
@@ -120,13 +84,7 @@ def test_sinks_benchmark(clip, tmp_path: Path) -> None:
 
 def test_cache_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "cache.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cache.py"), "--processes", "3", "--hits", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run("cache.py", "--processes", "3", "--hits", "1", "--json", str(out), timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["race"]["weights_downloads"] == 1 and report["race"]["processes_that_downloaded"] == 1
