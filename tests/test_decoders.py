@@ -317,3 +317,21 @@ def test_decoder_choice_is_logged(tmp_path: Path, caplog) -> None:
     model = load_model(str(path))
     assert model.class_names == ["class_0", "class_1", "class_2"]
     assert any("yolov8 decoder, chosen by output shapes" in r.getMessage() for r in caplog.records)
+
+
+def test_reused_buffers_give_the_tensor_of_a_fresh_preprocessor() -> None:
+    """The padding of a reused slot is written once per frame size: every later frame, of the same
+    size or not, must still give exactly what a new preprocessor gives."""
+    from framepipe.models.environment import PreprocessingConfig
+    from framepipe.models.preprocess import Preprocessor
+
+    config = PreprocessingConfig(resize_format="Fit (grey edges) in", size=(64, 48))
+    rng = np.random.default_rng(7)
+    reused = Preprocessor(config, (64, 48), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    sizes = [(36, 80), (36, 80), (90, 40), (36, 80), (48, 64)]  # wide, wide again, tall, wide, exact
+    for height, width in sizes:
+        batch = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2)]
+        fresh = Preprocessor(config, (64, 48), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+        expected, _ = fresh(batch)
+        got, _ = reused(batch)
+        np.testing.assert_array_equal(got, expected)

@@ -45,6 +45,11 @@ class ResizeGeometry:
     frame_size: tuple[int, int] | None = None
 
     @property
+    def resized_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the resized picture in the model input."""
+        return round(self.source_size[0] * self.scale_x), round(self.source_size[1] * self.scale_y)
+
+    @property
     def frame(self) -> tuple[int, int]:
         """``(width, height)`` of the original frame."""
         return self.frame_size or self.source_size
@@ -87,7 +92,7 @@ def letterbox(
     """
     height, width = image.shape[:2]
     geometry = letterbox_geometry(width, height, target_w, target_h)
-    new_w, new_h = round(width * geometry.scale_x), round(height * geometry.scale_y)
+    new_w, new_h = geometry.resized_size
     if out is None:
         out = np.empty((target_h, target_w, *image.shape[2:]), np.uint8)
     x0, y0 = geometry.pad_x, geometry.pad_y
@@ -193,6 +198,7 @@ class Preprocessor:
         tensor = getattr(self._local, "tensor", None)
         if tensor is None or tensor.shape[0] != count:
             tensor = self._local.tensor = np.empty((count, 3, height, width), self.dtype)
+            self._local.padded = {}  # slot -> frame shape whose padding the slot holds
         canvas = getattr(self._local, "canvas", None)
         if canvas is None:
             canvas = self._local.canvas = np.empty((height, width, 3), np.uint8)
@@ -227,18 +233,17 @@ class Preprocessor:
     def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[ResizeGeometry]]:
         """Preprocess a batch; returns the tensor and one geometry per image."""
         tensor, canvas = self._buffers(len(images))
-        filled: dict[int, tuple[int, ...]] = self._local.__dict__.setdefault("filled", {})
+        padded: dict[int, tuple[int, ...]] = self._local.padded
         geometries = []
         for index, image in enumerate(images):
             # the padding of a slot is written once for a frame size, then only the picture is
-            key = (id(tensor), index, *image.shape)
-            same = filled.get(index) == key and self.config.static_crop is None
+            same = padded.get(index) == image.shape and self.config.static_crop is None
             _, geometry = self.prepare(image, out=canvas, pad=not same)
             if same and self._pad is not None:
                 x0, y0 = geometry.pad_x, geometry.pad_y
-                x1 = x0 + round(geometry.source_size[0] * geometry.scale_x)
-                y1 = y0 + round(geometry.source_size[1] * geometry.scale_y)
-                region, target = canvas[y0:y1, x0:x1], tensor[index, :, y0:y1, x0:x1]
+                new_w, new_h = geometry.resized_size
+                rows, cols = slice(y0, y0 + new_h), slice(x0, x0 + new_w)
+                region, target = canvas[rows, cols], tensor[index, :, rows, cols]
             else:
                 region, target = canvas, tensor[index]
             np.multiply(region.transpose(2, 0, 1)[::-1], np.float32(1 / 255), out=target, casting="unsafe")
@@ -246,6 +251,6 @@ class Preprocessor:
                 target -= self._mean
             if self._std is not None:
                 target /= self._std
-            filled[index] = key
+            padded[index] = image.shape
             geometries.append(geometry)
         return tensor, geometries

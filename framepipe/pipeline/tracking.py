@@ -47,14 +47,15 @@ class SourceTrackers:
 
     def tracker(self, source_id: int, frame_id: int = 0) -> Tracker:
         with self._lock:
-            tracker = self._trackers.get(source_id)
             due = self._pending_resets.get(source_id)
+            reset_now = due is not None and frame_id >= due
+            if reset_now:
+                del self._pending_resets[source_id]
+            tracker = self._trackers.get(source_id)
             if tracker is None:
                 tracker = self._trackers[source_id] = self._factory()
-            elif due is not None and frame_id >= due:
+            elif reset_now:
                 tracker.reset()
-            if due is not None and frame_id >= due:
-                del self._pending_resets[source_id]
             return tracker
 
     def reset(self, source_id: int | None = None, from_frame_id: int = 0) -> None:
