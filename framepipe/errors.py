@@ -111,6 +111,10 @@ class ExecutionProviderError(FramepipeError):
     """An execution provider that was asked for explicitly cannot run here."""
 
 
+class DeadlineExceededError(FramepipeError, TimeoutError):
+    """A frame waited in a model's executor past the deadline its caller gave."""
+
+
 # -- sources --------------------------------------------------------------------------------------
 class SourceError(FramepipeError):
     """Base class of errors about video sources."""

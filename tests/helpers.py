@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,12 @@ import pytest
 def framepipe_threads() -> list[threading.Thread]:
     """framepipe's own threads that are still alive (every framepipe thread is named framepipe-*)."""
     return [t for t in threading.enumerate() if t.name.startswith("framepipe-") and t.is_alive()]
+
+
+def strip_ids(result: dict[str, Any]) -> dict[str, Any]:
+    """A Roboflow prediction dict without its random ``detection_id``s, to compare results."""
+    items = [{k: v for k, v in p.items() if k != "detection_id"} for p in result["predictions"]]
+    return {**result, "predictions": items}
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.01) -> bool:

@@ -22,8 +22,10 @@ def build_model(
     batch: int | str = "batch",
     input_type: int = TensorProto.FLOAT,
     metadata: dict[str, str] | None = None,
+    output_dims: dict[str, list[int | str]] | None = None,
 ) -> Path:
-    """Write a model whose outputs are ``outputs`` (arrays without the batch axis) for every image."""
+    """Write a model whose outputs are ``outputs`` (arrays without the batch axis) for every image.
+    ``output_dims`` declares other axes for an output (symbolic names such as ``"anchors"``)."""
     nodes = []
     initializers = [numpy_helper.from_array(np.array([-1, 1], np.int64), "flat_shape")]
     image = "images"
@@ -43,7 +45,7 @@ def build_model(
         initializers.append(numpy_helper.from_array(value[None], f"value_{index}"))
         nodes.append(helper.make_node("Reshape", ["zeros_2d", shape_name], [f"zeros_{index}"]))
         nodes.append(helper.make_node("Add", [f"zeros_{index}", f"value_{index}"], [name]))
-        dims = [batch, *value.shape]
+        dims = [batch, *value.shape] if name not in (output_dims or {}) else list((output_dims or {})[name])
         graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims[:rank]))
     graph = helper.make_graph(
         nodes,

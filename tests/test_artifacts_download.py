@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -143,12 +144,12 @@ def test_cache_written_by_roboflow_rules_loads_offline_untouched(tmp_path, monke
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     monkeypatch.setenv("MODEL_CACHE_DIR", str(cache))
     monkeypatch.setenv("OFFLINE_MODE", "True")
-    model = get_model("legacy-v5/3")
+    model: Any = get_model("legacy-v5/3")
     assert model.artifacts.weights_path.name == "yolov5s_weights.onnx"
     assert model.class_names == ["circle", "square", "triangle", "star"]
     result = model.infer(np.zeros((100, 200, 3), np.uint8))
     assert result["image"] == {"width": 200, "height": 100}
-    assert [p["class"] for p in result["predictions"]] == ["square"] and model.decoder.name == "yolov5"
+    assert [p["class"] for p in result["predictions"]] == ["square"] and model.head.name == "yolov5"
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # read as is
     entries = ModelCache(cache).entries()
     assert [(e.model_id, e.state) for e in entries] == [("legacy-v5/3", CacheState.FOREIGN)]

@@ -100,7 +100,7 @@ def test_version_zero_is_a_stub_that_answers_empty_predictions() -> None:
         {"image": {"width": 20, "height": 10}, "predictions": []},
     ]
     tensor, sizes = model.preprocess([small])  # the stages a pipeline calls
-    assert model.postprocess(model.run(tensor), sizes, None) == [
+    assert [p.to_roboflow() for p in model.postprocess(model.run(tensor), sizes, model.parameters())] == [
         {"image": {"width": 20, "height": 10}, "predictions": []}
     ]
     with pytest.raises(ValueError, match="BGR image"):

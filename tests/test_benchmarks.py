@@ -18,11 +18,23 @@ def _run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess
 
 def test_model_stages_benchmark(clip, tmp_path: Path) -> None:
     out = tmp_path / "stages.json"
-    done = _run("model_stages.py", "--video", clip.video_path, "--frames", "8", "--json", str(out), timeout=120)
+    done = _run(
+        "model_stages.py",
+        "--video",
+        clip.video_path,
+        "--frames",
+        "8",
+        "--batches",
+        "1,4",
+        "--json",
+        str(out),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["frames"] == 8 and report["frame_size"] == [clip.width, clip.height]
-    assert set(report["ms_per_frame"]) == {"decode", "preprocess", "inference", "postprocess"}
+    assert set(report["ms_per_frame"]) == {"decode", "preprocess", "inference", "postprocess", "json"}
+    assert set(report["ms_per_frame_by_batch"]) == {"1", "4"}
     assert "inference" in done.stdout
 
 

@@ -17,10 +17,18 @@ from onnx import TensorProto
 
 from framepipe import InferencePipeline
 from framepipe.errors import ModelArtifactError, UnsupportedModelOutputError
-from framepipe.models import load_model
+from framepipe.models import OnnxModel
+from framepipe.models import load_model as load_any_model
 from tests.onnx_models import build_model, model_folder
 
 NAMES = ["cat", "dog", "bird"]
+
+
+def load_model(path: str) -> OnnxModel:
+    """The ONNX model at ``path`` (these tests look at its head, session and preprocessor)."""
+    model = load_any_model(path)
+    assert isinstance(model, OnnxModel)
+    return model
 
 
 def yolov8_raw() -> np.ndarray:
@@ -55,7 +63,7 @@ def letterbox(fmt: str = "Fit (grey edges) in", width: int = 640, height: int = 
 
 def test_yolov8_letterbox_wide_frame(tmp_path: Path) -> None:
     model = load_model(str(model_folder(tmp_path / "m", {"output0": yolov8_raw()}, NAMES, "yolov8n", letterbox())))
-    assert model.decoder.name == "yolov8" and model.input_size == (640, 640) and model.batch_size is None
+    assert model.head.name == "yolov8" and model.input_size == (640, 640) and model.batch_size is None
     # 1000x500 fits as 640x320 with 160 px of padding above: x = x_in / 0.64, y = (y_in - 160) / 0.64
     result = model.infer(np.zeros((500, 1000, 3), np.uint8))
     assert result["image"] == {"width": 1000, "height": 500}
@@ -152,7 +160,7 @@ def test_yolov5_objectness_times_class(tmp_path: Path) -> None:
     folder = model_folder(tmp_path / "m", {"output0": rows}, NAMES, "yolov5v2s", letterbox("Stretch to"))
     (folder / "weights.onnx").rename(folder / "yolov5s_weights.onnx")  # Roboflow's YOLOv5 file name
     model = load_model(str(folder))
-    assert model.decoder.name == "yolov5"
+    assert model.head.name == "yolov5"
     found = boxes_of(model.infer(np.zeros((640, 640, 3), np.uint8)))
     assert [(c, b) for c, b, _ in found] == [("dog", [256, 288, 384, 352]), ("cat", [90, 90, 110, 110])]
     assert [s for _, _, s in found] == pytest.approx([0.855, 0.45])
@@ -168,7 +176,7 @@ def test_end_to_end_layout_skips_nms(tmp_path: Path) -> None:
         np.float32,
     )
     model = load_model(str(model_folder(tmp_path / "m", {"output0": rows}, NAMES, "yolov10n", letterbox("Stretch to"))))
-    assert model.decoder.name == "end-to-end"
+    assert model.head.name == "end-to-end"
     found = boxes_of(model.infer(np.zeros((320, 320, 3), np.uint8)))  # 320 -> 640: everything halves
     assert found == [("bird", [50, 50, 100, 100], 0.9), ("bird", [55, 50, 105, 100], 0.85)]
 
@@ -178,7 +186,7 @@ def test_yolo_nas_two_outputs(tmp_path: Path) -> None:
     scores = np.array([[0.0, 0.9, 0.1], [0.0, 0.7, 0.0], [0.1, 0.0, 0.2]], np.float32)
     outputs = {"boxes": boxes, "scores": scores}
     model = load_model(str(model_folder(tmp_path / "m", outputs, NAMES, "yolo_nas_s", letterbox("Stretch to"))))
-    assert model.decoder.name == "yolo-nas"
+    assert model.head.name == "yolo-nas"
     assert boxes_of(model.infer(np.zeros((640, 640, 3), np.uint8))) == [("dog", [256, 288, 384, 352], 0.9)]
 
 
@@ -191,7 +199,7 @@ def test_rfdetr_sigmoid_topk_normalised_boxes_and_background_class(tmp_path: Pat
         tmp_path / "m", {"dets": dets, "labels": logits}, names, "rfdetr-base", pre, input_hw=(560, 560)
     )
     model = load_model(str(folder))
-    assert model.decoder.name == "rf-detr" and model.class_names == ["cat", "dog"]
+    assert model.head.name == "rf-detr" and model.class_names == ["cat", "dog"]
     # 1120x560 stretched to 560x560: x * 2, y * 1; boxes are not rounded
     result = model.infer(np.zeros((560, 1120, 3), np.uint8))
     found = boxes_of(result)
@@ -211,7 +219,7 @@ def test_ultralytics_onnx_alone_uses_its_metadata(tmp_path: Path) -> None:
         tmp_path / "yolo.onnx", {"output0": yolov8_raw()}, input_hw=("height", "width"), metadata=metadata
     )
     model = load_model(str(path))
-    assert model.class_names == NAMES and model.input_size == (640, 480) and model.decoder.name == "yolov8"
+    assert model.class_names == NAMES and model.input_size == (640, 480) and model.head.name == "yolov8"
     # letterbox with grey edges, as Ultralytics: a 640x480 frame fits exactly
     tensor, _ = model.preprocess([np.zeros((480, 640, 3), np.uint8)])
     assert tensor.shape == (1, 3, 480, 640)

@@ -241,13 +241,15 @@ def test_session_settings(tmp_path) -> None:
 
 
 def test_get_model_shares_one_loaded_model() -> None:
-    from framepipe.models import DEFAULT_MANAGER, ModelManager
+    from framepipe.models import DEFAULT_MANAGER, ModelManager, load_model
 
     first = get_model(MODEL_ID)
     assert get_model(MODEL_ID) is first
-    assert (MODEL_ID, None, None) in DEFAULT_MANAGER
-    manager = ModelManager(max_models=1)
+    assert get_model(MODEL_ID, intra_op_threads=1, workload="throughput") is first  # thread settings: one session
+    assert (MODEL_ID, None) in DEFAULT_MANAGER
+    manager: ModelManager = ModelManager(lambda model_id: load_model(model_id), max_models=1)
     a = manager.get(MODEL_ID)
     manager.get("other", loader=lambda: first)
     assert MODEL_ID not in manager and len(manager) == 1  # least recently used went first
-    assert manager.get(MODEL_ID) is not a  # loaded again
+    assert manager.get(MODEL_ID) is a  # still referenced here, so found again, not loaded twice
+    assert manager.loads == 2

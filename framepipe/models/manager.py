@@ -1,65 +1,167 @@
-"""A process-wide cache of loaded models, so that pipelines on the same model share one session.
+"""A process-wide table of loaded models, so that every caller of a model shares one session and
+one batching executor.
 
-At most ``max_models`` stay loaded (``MAX_ACTIVE_MODELS``, 8 by default, as Roboflow); the least
-recently used one is dropped first. Sessions are safe to share between threads.
+* ``get`` loads a model once; concurrent first calls for it wait for that one load.
+* At most ``max_models`` idle models stay loaded (``MAX_ACTIVE_MODELS``, 8 by default, as Roboflow);
+  the least recently used idle one goes first. A model held with ``acquire`` (a pipeline, a
+  request) is never evicted, and an evicted model that someone still holds is found again by the
+  next ``get`` instead of being loaded a second time.
+* The manager works on any ``Model`` and gets its loader passed in (``framepipe.models.loader``
+  gives the one ``get_model`` uses).
 
 Example:
+    >>> from framepipe.models import load_model
     >>> from framepipe.models.manager import ModelManager
-    >>> manager = ModelManager(max_models=2)
-    >>> manager.get("framepipe-shapes/1") is manager.get("framepipe-shapes/1")
+    >>> manager = ModelManager(lambda model_id: load_model(model_id), max_models=2)
+    >>> with manager.acquire("framepipe-shapes/1") as model:
+    ...     model is manager.get("framepipe-shapes/1")
     True
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from types import TracebackType
+from typing import Generic, TypeVar
 
-from framepipe.models.detector import ObjectDetectionModel
+M = TypeVar("M")
+Loader = Callable[[str], M]
 
-Loader = Callable[[], ObjectDetectionModel]
 
+class ModelLease(Generic[M]):
+    """A hold on a loaded model: it stays loaded until ``release()`` (or the end of a ``with``)."""
 
-class ModelManager:
-    """Loads each model once; concurrent requests for the same model wait for one load."""
-
-    def __init__(self, max_models: int | None = None) -> None:
-        self.max_models = max(int(max_models or os.environ.get("MAX_ACTIVE_MODELS", "8")), 1)
-        self._models: OrderedDict[Hashable, ObjectDetectionModel] = OrderedDict()
-        self._loading: dict[Hashable, threading.Lock] = {}
+    def __init__(self, manager: ModelManager[M], key: Hashable, model: M) -> None:
+        self.model = model
+        self._manager = manager
+        self._key = key
+        self._released = False
         self._lock = threading.Lock()
 
-    def get(self, model_id: str, loader: Loader | None = None, key: Hashable | None = None) -> ObjectDetectionModel:
-        """The loaded model for ``key`` (default ``model_id``), loading it with ``loader`` (default
-        ``load_model(model_id)``) the first time."""
+    def release(self) -> None:
+        """Give the hold back (once; later calls do nothing)."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._manager._release(self._key)
+
+    def __enter__(self) -> M:
+        return self.model
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class ModelManager(Generic[M]):
+    """Loads each model once, keeps the ``max_models`` most recently used idle ones, and never
+    drops one that is held."""
+
+    def __init__(self, loader: Loader[M] | None = None, max_models: int | None = None) -> None:
+        self.max_models = max(int(max_models or os.environ.get("MAX_ACTIVE_MODELS", "8")), 1)
+        self._loader = loader
+        self._models: OrderedDict[Hashable, M] = OrderedDict()
+        self._holds: dict[Hashable, int] = {}
+        self._evicted: weakref.WeakValueDictionary[Hashable, M] = weakref.WeakValueDictionary()
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def _cached(self, key: Hashable) -> M | None:
+        model = self._models.get(key)
+        if model is None:
+            model = self._evicted.pop(key, None) if key in self._evicted else None
+            if model is not None:  # evicted while someone still used it: take it back, load nothing
+                self._models[key] = model
+                self._models.move_to_end(key)
+                self._evict()
+                return model
+        if model is not None:
+            self._models.move_to_end(key)
+        return model
+
+    def get(self, model_id: str, loader: Callable[[], M] | None = None, key: Hashable | None = None) -> M:
+        """The loaded model for ``key`` (default ``model_id``), loaded with ``loader()`` (default:
+        the manager's loader on ``model_id``) the first time."""
         key = key if key is not None else model_id
         with self._lock:
-            model = self._models.get(key)
+            model = self._cached(key)
             if model is not None:
-                self._models.move_to_end(key)
                 return model
             gate = self._loading.setdefault(key, threading.Lock())
         with gate:  # one load per key; others wait for it
             with self._lock:
-                model = self._models.get(key)
+                model = self._cached(key)
                 if model is not None:
-                    self._models.move_to_end(key)
                     return model
-            if loader is None:
-                from framepipe.models.loader import load_model
-
-                model = load_model(model_id)
-            else:
+            if loader is not None:
                 model = loader()
+            elif self._loader is not None:
+                model = self._loader(model_id)
+            else:
+                raise ValueError("this ModelManager has no loader: pass loader=")
             with self._lock:
+                self.loads += 1
                 self._models[key] = model
                 self._models.move_to_end(key)
-                while len(self._models) > self.max_models:
-                    self._models.popitem(last=False)
+                self._evict()
                 self._loading.pop(key, None)
             return model
+
+    def acquire(
+        self, model_id: str, loader: Callable[[], M] | None = None, key: Hashable | None = None
+    ) -> ModelLease[M]:
+        """``get`` and hold: the model is not evicted until the lease is released."""
+        key = key if key is not None else model_id
+        while True:
+            model = self.get(model_id, loader, key)
+            with self._lock:
+                if self._models.get(key) is model:  # still loaded (not evicted between get and here)
+                    self._holds[key] = self._holds.get(key, 0) + 1
+                    return ModelLease(self, key, model)
+
+    def _release(self, key: Hashable) -> None:
+        with self._lock:
+            count = self._holds.get(key, 0) - 1
+            if count > 0:
+                self._holds[key] = count
+            else:
+                self._holds.pop(key, None)
+            self._evict()
+
+    def _evict(self) -> None:
+        newest = next(reversed(self._models), None)  # the model just used stays, even over the limit
+        idle = [k for k in self._models if not self._holds.get(k) and k != newest]
+        while len(self._models) > self.max_models and idle:
+            key = idle.pop(0)  # least recently used first
+            model = self._models.pop(key)
+            with contextlib.suppress(TypeError):  # not weakly referenceable: nothing can find it again
+                self._evicted[key] = model
+
+    def held(self, key: Hashable) -> int:
+        """How many leases hold ``key``."""
+        with self._lock:
+            return self._holds.get(key, 0)
+
+    def keys(self) -> list[Hashable]:
+        """The keys of the loaded models, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+    def remove(self, key: Hashable) -> bool:
+        """Unload ``key`` unless it is held; whether it was unloaded."""
+        with self._lock:
+            if self._holds.get(key) or key not in self._models:
+                return False
+            del self._models[key]
+            return True
 
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
@@ -70,10 +172,7 @@ class ModelManager:
             return len(self._models)
 
     def clear(self) -> None:
-        """Forget every loaded model (sessions are freed when no one else holds them)."""
+        """Unload every model that is not held (held ones stay)."""
         with self._lock:
-            self._models.clear()
-
-
-DEFAULT_MANAGER = ModelManager()
-"""The manager ``get_model`` uses."""
+            for key in [k for k in self._models if not self._holds.get(k)]:
+                del self._models[key]

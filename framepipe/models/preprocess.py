@@ -168,9 +168,9 @@ class Preprocessor:
     """Applies a ``PreprocessingConfig`` and writes a ``[B, 3, H, W]`` RGB tensor.
 
     ``input_size`` is ``(width, height)``; ``dtype`` the network's input type (float32 or
-    float16); ``mean`` / ``std`` (RGB, on the 0..1 scale) normalise when given. Each thread gets
-    its own reusable buffers: the tensor returned is overwritten by that thread's next call, so
-    run the model on it before preprocessing the next batch on the same thread.
+    float16); ``mean`` / ``std`` (RGB, on the 0..1 scale) normalise when given. The tensor is
+    written into ``PreprocessBuffers`` (by default this thread's own) and overwritten by the next
+    call with the same buffers, so run the model on it before preprocessing the next batch.
     """
 
     def __init__(
@@ -193,16 +193,16 @@ class Preprocessor:
             r, g, b = (round(float(m) * 255) for m in mean)
             self._pad = (b, g, r)
 
-    def _buffers(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        width, height = self.input_size
-        tensor = getattr(self._local, "tensor", None)
-        if tensor is None or tensor.shape[0] != count:
-            tensor = self._local.tensor = np.empty((count, 3, height, width), self.dtype)
-            self._local.padded = {}  # slot -> frame shape whose padding the slot holds
-        canvas = getattr(self._local, "canvas", None)
-        if canvas is None:
-            canvas = self._local.canvas = np.empty((height, width, 3), np.uint8)
-        return tensor, canvas
+    def buffers(self, capacity: int = 1) -> PreprocessBuffers:
+        """A fresh set of reusable buffers for batches of up to ``capacity`` images (it grows
+        when a larger batch comes)."""
+        return PreprocessBuffers(self, capacity)
+
+    def _local_buffers(self) -> PreprocessBuffers:
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = PreprocessBuffers(self, 1)
+        return buffers
 
     def prepare(
         self, image: np.ndarray, out: np.ndarray | None = None, pad: bool = True
@@ -230,10 +230,14 @@ class Preprocessor:
             geometry = replace(geometry, offset_x=offset_x, offset_y=offset_y, frame_size=(frame_w, frame_h))
         return canvas, geometry
 
-    def __call__(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[ResizeGeometry]]:
-        """Preprocess a batch; returns the tensor and one geometry per image."""
-        tensor, canvas = self._buffers(len(images))
-        padded: dict[int, tuple[int, ...]] = self._local.padded
+    def __call__(
+        self, images: Sequence[np.ndarray], buffers: PreprocessBuffers | None = None
+    ) -> tuple[np.ndarray, list[ResizeGeometry]]:
+        """Preprocess a batch; returns the tensor (a view of ``buffers``, by default this thread's)
+        and one geometry per image."""
+        store = buffers if buffers is not None else self._local_buffers()
+        tensor, canvas = store.take(len(images))
+        padded = store.padded
         geometries = []
         for index, image in enumerate(images):
             # the padding of a slot is written once for a frame size, then only the picture is
@@ -254,3 +258,24 @@ class Preprocessor:
             padded[index] = image.shape
             geometries.append(geometry)
         return tensor, geometries
+
+
+class PreprocessBuffers:
+    """The reusable input tensor (``[capacity, 3, H, W]``, allocated once for the largest batch
+    seen) and canvas of one caller; a batch gets the first rows of the tensor, so batch sizes that
+    change between calls reallocate nothing. Not thread-safe: one per thread or executor slot."""
+
+    def __init__(self, preprocessor: Preprocessor, capacity: int = 1) -> None:
+        width, height = preprocessor.input_size
+        self._shape = (3, height, width)
+        self._dtype = preprocessor.dtype
+        self.tensor = np.empty((max(capacity, 1), *self._shape), self._dtype)
+        self.canvas = np.empty((height, width, 3), np.uint8)
+        self.padded: dict[int, tuple[int, ...]] = {}  # row -> frame shape whose padding the row holds
+
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``count`` rows of the tensor (grown if needed) and the canvas."""
+        if count > len(self.tensor):
+            self.tensor = np.empty((count, *self._shape), self._dtype)
+            self.padded = {}
+        return self.tensor[:count], self.canvas

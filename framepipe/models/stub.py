@@ -1,6 +1,6 @@
 """The stub model: version ``0`` of any dataset, as in Roboflow Inference. No files, no network;
-every image gets ``{"image": {"width", "height"}, "predictions": []}``. Useful to build and test
-a pipeline before a model is trained.
+every image gets an empty, well-formed prediction of the model's task. Useful to build and test a
+pipeline before a model is trained.
 
 Example:
     >>> import numpy as np
@@ -12,37 +12,38 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
 from framepipe.artifacts import ModelArtifacts
 from framepipe.artifacts.stub import STUB_MODEL_TYPE
-from framepipe.models.decoders import Candidates, Decoder
-from framepipe.models.detector import ObjectDetectionModel
+from framepipe.models.base import ExecutorCalls
+from framepipe.models.executor import Slot
+from framepipe.models.params import InferenceParameters
+from framepipe.predictions import Detections, FramePrediction
 
 
-def _nothing(outputs: Any, confidence: float, input_size: Any, *limits: int) -> list[Candidates]:
-    return [Candidates.empty() for _ in outputs[0]]
+class StubModel(ExecutorCalls):
+    """A ``Model`` that answers every image with no detections; it runs nothing."""
 
+    executor_slots = 1
 
-class StubModel(ObjectDetectionModel):
-    """A model that answers every image with ``{"image": {"width", "height"}, "predictions": []}``;
-    it has the detector's calls and attributes, with nothing to run."""
-
-    def __init__(self, artifacts: ModelArtifacts) -> None:  # no session, no files: nothing of the parent's
+    def __init__(self, artifacts: ModelArtifacts) -> None:
         self.model_id = artifacts.model_id
         self.artifacts = artifacts
-        self.session = None
         self.provider = "none"
         self.class_names: list[str] = []
         self.task_type = str((artifacts.model_type or STUB_MODEL_TYPE)["project_task_type"])
         self.input_size = (0, 0)
-        self.batch_size = None
-        self.decoder = Decoder("stub", _nothing, nms=False)
-        self.use_io_binding = False
+        self.batch_size: int | None = None
+        self.max_batch_size = 64
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:  # type: ignore[override]
+    def parameters(self, **kwargs: Any) -> InferenceParameters:
+        """Parameters are checked as a real model's and then ignored."""
+        return InferenceParameters.from_kwargs(**kwargs)
+
+    def preprocess(self, images: Sequence[np.ndarray], slot: Slot | None = None) -> tuple[np.ndarray, list[Any]]:
         """The (width, height) of each image; there is nothing else to prepare."""
         sizes = []
         for image in images:
@@ -51,31 +52,17 @@ class StubModel(ObjectDetectionModel):
             sizes.append((int(image.shape[1]), int(image.shape[0])))
         return np.asarray(sizes, np.int64).reshape(-1, 2), sizes
 
-    def run(self, tensor: np.ndarray) -> np.ndarray:  # type: ignore[override]
+    def run(self, tensor: np.ndarray, slot: Slot | None = None) -> list[np.ndarray]:
         """Nothing to run: the input comes back."""
-        return tensor
+        return [tensor]
 
-    def postprocess(  # type: ignore[override]
-        self, output: np.ndarray, geometries: Sequence[tuple[int, int]], parameters: Any = None
-    ) -> list[dict[str, Any]]:
-        """One empty answer per image."""
-        return [{"image": {"width": w, "height": h}, "predictions": []} for w, h in geometries]
-
-    @overload
-    def infer(self, images: np.ndarray, **parameters: Any) -> dict[str, Any]: ...
-
-    @overload
-    def infer(self, images: Sequence[np.ndarray], **parameters: Any) -> list[dict[str, Any]]: ...
-
-    def infer(
-        self, images: np.ndarray | Sequence[np.ndarray], **parameters: Any
-    ) -> dict[str, Any] | list[dict[str, Any]]:
-        """One image gives a dict, a list gives a list; parameters are accepted and ignored."""
-        single = isinstance(images, np.ndarray) and images.ndim == 3
-        batch = [images] if single else list(images)
-        tensor, sizes = self.preprocess(batch)  # type: ignore[arg-type]
-        results = self.postprocess(self.run(tensor), sizes)
-        return results[0] if single else results
+    def postprocess(
+        self, outputs: Sequence[np.ndarray], geometries: Sequence[Any], parameters: InferenceParameters
+    ) -> list[FramePrediction]:
+        """One empty prediction per image."""
+        return [
+            FramePrediction((int(w), int(h)), [], self.task_type, detections=Detections.empty()) for w, h in geometries
+        ]
 
     def __repr__(self) -> str:
         return f"StubModel({self.model_id!r})"

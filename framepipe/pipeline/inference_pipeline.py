@@ -35,13 +35,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from framepipe.errors import PipelineStateError, SourceNotFoundError
-from framepipe.models import InferenceParameters, get_model
+from framepipe.models import InferenceParameters, Model, ModelLease, acquire_model
 from framepipe.pipeline.collector import BatchCollector, CollectedFrame
+from framepipe.pipeline.handlers import model_handler
 from framepipe.pipeline.metrics import MetricsSnapshot, PipelineMetrics, prometheus_text
 from framepipe.pipeline.reorder import ReorderBuffer
 from framepipe.pipeline.sink_queue import SinkQueue
 from framepipe.pipeline.tracking import SourceTrackers, TrackerFactory
 from framepipe.pipeline.workers import plan_workers
+from framepipe.predictions import to_payload
 from framepipe.sources import (
     DEFAULT_BUFFER_SIZE,
     BufferConsumptionStrategy,
@@ -201,6 +203,7 @@ class InferencePipeline:
         self.inference_error: BaseException | None = None
         self.sink_error: BaseException | None = None
         self.model: Any = None  # set by init(): the loaded model
+        self._model_lease: ModelLease[Any] | None = None  # set by init(): held until the pipeline ends
         self.inference_parameters: InferenceParameters | None = None
         for source in sources:
             if hasattr(source, "add_frame_listener"):
@@ -280,24 +283,20 @@ class InferencePipeline:
         if mask_decode_mode not in (None, "accurate") or tradeoff_factor not in (None, 0.0):
             _warn_once("mask_decode", "mask_decode_mode and tradeoff_factor apply to segmentation models; ignored")
         live = realtime or any(not _is_file_reference(r) for r in _check_references(references))
-        workers, threads = plan_workers(inference_workers, live=live)
-        model = get_model(model_id, api_key=api_key, intra_op_threads=threads)
-        parameters = InferenceParameters(
-            confidence=confidence if confidence is not None else _env_float("CONFIDENCE", 0.4),
-            iou_threshold=iou_threshold if iou_threshold is not None else _env_float("IOU_THRESHOLD", 0.3),
-            class_agnostic_nms=(
-                class_agnostic_nms if class_agnostic_nms is not None else _env_bool("CLASS_AGNOSTIC_NMS", False)
-            ),
-            max_candidates=max_candidates if max_candidates is not None else int(_env_float("MAX_CANDIDATES", 3000)),
-            max_detections=max_detections if max_detections is not None else int(_env_float("MAX_DETECTIONS", 300)),
+        workers = plan_workers(inference_workers, live=live)
+        lease = acquire_model(model_id, api_key=api_key, workload="latency" if live else "throughput")
+        model = lease.model
+        parameters = InferenceParameters.from_env(
+            confidence=confidence,
+            iou_threshold=iou_threshold,
+            class_agnostic_nms=class_agnostic_nms,
+            max_candidates=max_candidates,
+            max_detections=max_detections,
             class_filter=tuple(class_filter) if class_filter is not None else None,
         )
-
-        def on_video_frame(frames: list[VideoFrame]) -> list[dict[str, Any]]:
-            tensor, geometries = model.preprocess([f.image for f in frames])
-            return model.postprocess(model.run(tensor), geometries, parameters)
-
-        pipeline = cls.init_with_custom_logic(
+        on_video_frame = model_handler(model, parameters)
+        pipeline = cls._with_model_handler(
+            lease,
             video_reference=video_reference,
             on_video_frame=on_video_frame,
             on_prediction=on_prediction,
@@ -326,6 +325,18 @@ class InferencePipeline:
         )
         pipeline.model = model
         pipeline.inference_parameters = parameters
+        return pipeline
+
+    @classmethod
+    def _with_model_handler(cls, lease: ModelLease[Model], **arguments: Any) -> InferencePipeline:
+        """``init_with_custom_logic`` for a model's handler: the pipeline holds the model's lease
+        until it ends (a failed construction gives it back at once)."""
+        try:
+            pipeline = cls.init_with_custom_logic(**arguments)
+        except BaseException:
+            lease.release()
+            raise
+        pipeline._model_lease = lease
         return pipeline
 
     @classmethod
@@ -522,6 +533,8 @@ class InferencePipeline:
             self._ended_pipeline = True
         if self._metrics_server is not None:
             self._metrics_server.stop()
+        if self._model_lease is not None:
+            self._model_lease.release()
         if self._on_pipeline_end is not None:
             self._on_pipeline_end()
         self._release_sink()
@@ -756,6 +769,7 @@ class InferencePipeline:
             predictions, frames = item
             if self._trackers is not None:  # in frame order, per source
                 predictions = [self._trackers.apply(p, f) for p, f in zip(predictions, frames, strict=True)]
+            predictions = [to_payload(p) for p in predictions]  # Roboflow's JSON, made once per frame
             if self._on_prediction is None:
                 self._delivered(frames, 0.0)
                 continue

@@ -3,8 +3,10 @@ reconnects.
 
 Any tracker with ``update(supervision.Detections) -> supervision.Detections`` and ``reset()``
 works, such as ``ByteTrackTracker`` or ``SORTTracker`` from the ``trackers`` package
-(``pip install 'framepipe[tracking]'``). Tracked detections get ``"tracker_id"`` in the
-predictions JSON; detections the tracker has not confirmed yet are kept, without it.
+(``pip install 'framepipe[tracking]'``). Typed predictions are tracked as they are (no JSON round
+trip) and come back with ``tracker_id`` on their detections (``-1`` where the tracker has not
+confirmed a detection yet); a custom handler's Roboflow dicts get ``"tracker_id"`` on tracked
+items.
 
 Example:
     >>> from trackers import ByteTrackTracker  # doctest: +SKIP
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from framepipe.predictions import FramePrediction
 from framepipe.sources.entities import VideoFrame
 
 
@@ -66,21 +69,34 @@ class SourceTrackers:
             for sid in self._trackers if source_id is None else [source_id]:
                 self._pending_resets[sid] = from_frame_id
 
-    def apply(self, prediction: dict[str, Any] | None, frame: VideoFrame | None) -> dict[str, Any] | None:
-        """The prediction with ``tracker_id`` on every detection the source's tracker follows.
+    def _track(self, detections: Any, count: int, frame: VideoFrame) -> np.ndarray:
+        """Tracker ids (``-1``: none) of ``count`` detections given as ``sv.Detections``."""
+        detections.data["framepipe_index"] = np.arange(count)
+        tracked = self.tracker(frame.source_id or 0, frame.frame_id).update(detections)
+        ids = np.full(count, -1, np.int64)
+        if tracked.tracker_id is not None and len(tracked):
+            for index, tracker_id in zip(tracked.data["framepipe_index"], tracked.tracker_id, strict=True):
+                if tracker_id >= 0:
+                    ids[int(index)] = int(tracker_id)
+        return ids
+
+    def apply(self, prediction: Any, frame: VideoFrame | None) -> Any:
+        """The prediction with tracker ids on the detections the source's tracker follows.
         Call it once per frame, in order, for each source."""
-        if prediction is None or frame is None or "predictions" not in prediction:
+        if prediction is None or frame is None:
+            return prediction
+        if isinstance(prediction, FramePrediction):
+            found = prediction.detections
+            if found is None:  # classification: nothing to track
+                return prediction
+            ids = self._track(prediction.to_supervision(), len(found), frame)
+            return prediction.with_detections(found.with_tracker_ids(ids))
+        if not isinstance(prediction, dict) or "predictions" not in prediction:
             return prediction
         import supervision as sv
 
         items = list(prediction["predictions"])
         detections = sv.Detections.from_inference(prediction) if items else sv.Detections.empty()
-        detections.data["framepipe_index"] = np.arange(len(items))
-        tracked = self.tracker(frame.source_id or 0, frame.frame_id).update(detections)
-        ids: dict[int, int] = {}
-        if tracked.tracker_id is not None and len(tracked):
-            for index, tracker_id in zip(tracked.data["framepipe_index"], tracked.tracker_id, strict=True):
-                if tracker_id >= 0:
-                    ids[int(index)] = int(tracker_id)
-        updated = [{**item, "tracker_id": ids[i]} if i in ids else item for i, item in enumerate(items)]
+        ids = self._track(detections, len(items), frame)
+        updated = [{**item, "tracker_id": int(ids[i])} if ids[i] >= 0 else item for i, item in enumerate(items)]
         return {**prediction, "predictions": updated}

@@ -26,6 +26,7 @@ import numpy as np
 import supervision as sv  # imported with the module, not on the first frame: it takes about a second
 
 from framepipe.models.preprocess import letterbox
+from framepipe.predictions.roboflow import typed
 from framepipe.sources.entities import VideoFrame
 
 logger = logging.getLogger("framepipe.sinks")
@@ -108,7 +109,7 @@ def _labels(detections: sv.Detections) -> list[str]:
         text = name
         if detections.confidence is not None:
             text += f" {detections.confidence[index]:.2f}"
-        if detections.tracker_id is not None:
+        if detections.tracker_id is not None and detections.tracker_id[index] >= 0:
             text = f"#{detections.tracker_id[index]} {text}"
         labels.append(text)
     return labels
@@ -120,7 +121,8 @@ def annotate(image: np.ndarray, prediction: dict[str, Any] | None, annotator: An
     if not prediction or not prediction.get("predictions"):
         return annotated
     try:
-        detections = sv.Detections.from_inference(prediction)
+        known = typed(prediction)  # the model's own columns, when the pipeline passed them along
+        detections = known.to_supervision() if known is not None else sv.Detections.from_inference(prediction)
     except (KeyError, TypeError, ValueError) as error:
         logger.warning("cannot draw these predictions (%s); showing the plain frame", error)
         return annotated

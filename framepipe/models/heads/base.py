@@ -1,0 +1,159 @@
+"""What a head is: the decoder of one output layout, and the facts about outputs it judges by.
+
+A head says how well it fits a model's outputs (``fits``: 0 no, 1 possible, 2 certain), how many
+classes it sees in them, whether real outputs break its layout (``problem``), and decodes the
+outputs of one image into ``Candidates`` (boxes in model-input pixels, before NMS).
+
+Example:
+    >>> from framepipe.models.heads.base import OutputSpec
+    >>> spec = OutputSpec([[1, 84, 8400]], ["output0"], num_classes=80)
+    >>> spec.shown
+    'output0 [1, 84, 8400]'
+"""
+
+from __future__ import annotations
+
+import ast
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+Shape = Sequence[int | str | None]
+
+NO, POSSIBLE, CERTAIN = 0, 1, 2
+
+
+def dim(value: Any) -> int | None:
+    """A positive fixed axis length, or ``None`` for a symbolic or unknown one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def matches(value: Any, expected: int | None) -> bool:
+    """Whether an axis can have length ``expected`` (unknown axes and expectations fit anything)."""
+    return expected is None or dim(value) is None or dim(value) == expected
+
+
+def literal(raw: str | None) -> Any:
+    """An ONNX metadata value written as a Python literal (Ultralytics' ``names``, ``imgsz``)."""
+    if not raw:
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What is known of a model before it runs: its output ``shapes`` and ``names``, the class
+    count from its class names (``None`` when it has none), Roboflow's ``model_type`` and the
+    ONNX metadata (Ultralytics writes ``task``, ``end2end``, ``names``, ``imgsz``, ``kpt_shape``)."""
+
+    shapes: Sequence[Shape]
+    names: Sequence[str]
+    num_classes: int | None = None
+    model_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        """The outputs as an error message shows them."""
+        return ", ".join(f"{n} {list(s)}" for n, s in zip(self.names, self.shapes, strict=True))
+
+    @property
+    def task(self) -> str | None:
+        """Ultralytics' exported task (``detect``, ``segment``, ``classify``, ``pose``, ``obb``)."""
+        return self.metadata.get("task")
+
+    @property
+    def end_to_end(self) -> bool:
+        """Whether Ultralytics exported the model with NMS inside (``end2end``)."""
+        return literal(self.metadata.get("end2end")) is True
+
+    def without_classes(self) -> OutputSpec:
+        """The same outputs with the class count unknown."""
+        return OutputSpec(self.shapes, self.names, None, self.model_type, self.metadata)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Boxes of one image before NMS: ``boxes`` ``(K, 4)`` xyxy in model-input pixels, ``scores``
+    ``(K,)`` and ``class_ids`` ``(K,)``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+
+    @staticmethod
+    def empty() -> Candidates:
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
+
+
+class Head(ABC):
+    """The decoder of one output layout. Subclasses set ``name``, ``layout`` (for messages),
+    ``families`` (``model_type`` prefixes that mean this layout) and ``nms``."""
+
+    name: ClassVar[str]
+    layout: ClassVar[str]
+    families: ClassVar[tuple[str, ...]] = ()
+    nms: ClassVar[bool] = True
+    round_boxes: ClassVar[bool] = True  # as Roboflow: YOLO boxes in whole pixels
+    mean: ClassVar[tuple[float, float, float] | None] = None  # input normalisation (RGB, 0..1 scale)
+    std: ClassVar[tuple[float, float, float] | None] = None
+    priority: ClassVar[int] = 0  # registry order; ties in fit are errors whatever the order
+
+    def claims(self, model_type: str) -> bool:
+        """Whether a Roboflow ``model_type`` (``yolov8n``, ``rfdetr-base``, ...) means this layout."""
+        return model_type.lower().startswith(self.families) if self.families else False
+
+    @abstractmethod
+    def fits(self, spec: OutputSpec) -> int:
+        """``NO``, ``POSSIBLE`` (unknown axes would allow it) or ``CERTAIN``."""
+
+    def num_classes(self, shapes: Sequence[Shape]) -> int | None:
+        """The class count the outputs show, when their axes are fixed."""
+        return None
+
+    def problem(self, shapes: Sequence[Shape], num_classes: int) -> str | None:
+        """What is wrong with real output shapes for this layout, or ``None``."""
+        found = self.num_classes(shapes)
+        if found is not None and found != num_classes:
+            return f"{found} classes in the outputs but {num_classes} class names"
+        return None
+
+    @abstractmethod
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        confidence: float,
+        input_size: tuple[int, int],
+        max_candidates: int,
+        max_detections: int,
+    ) -> Candidates:
+        """The candidates of ONE image; ``outputs`` are that image's slices (no batch axis)."""
+
+
+def top_k(scores: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:
+    """``keep`` cut to the ``limit`` best scores (any order)."""
+    if 0 < limit < keep.size:
+        keep = keep[np.argpartition(-scores[keep], limit - 1)[:limit]]
+    return keep
+
+
+def cxcywh_to_xyxy(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Centre and size columns into ``(K, 4)`` xyxy float32."""
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32).reshape(-1, 4)
+
+
+def best_class(class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best class id and score along the last axis."""
+    class_ids = class_scores.argmax(axis=-1)
+    return class_ids, np.take_along_axis(class_scores, class_ids[..., None], axis=-1)[..., 0]
+
+
+def one_rank3(spec: OutputSpec) -> bool:
+    """One output of rank 3 (``[B, a, b]``)."""
+    return len(spec.shapes) == 1 and len(spec.shapes[0]) == 3
