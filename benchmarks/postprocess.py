@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from framepipe.models.heads import get_head
+from framepipe.models.heads import DecodeSettings, get_head
 from framepipe.models.nms import non_max_suppression
 
 
@@ -81,15 +81,16 @@ def median_ms(call: Callable[[], Any], repeats: int) -> float:
 def measure(repeats: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     head = get_head("yolov8")
+    settings = DecodeSettings(0.25, (640, 640))
     report: dict[str, Any] = {}
     for candidates in (0, 1000, 3000):
         pred = raw_output(rng, candidates)
-        found = head.decode([pred], 0.25, (640, 640), 3000, 300)
+        found = head.decode([pred], settings)
         assert len(found.scores) == candidates
         _, old_scores, _ = argmax_first_decode(pred, 0.25)
         assert np.array_equal(np.sort(old_scores), np.sort(found.scores))
         row = {
-            "decode_ms": median_ms(partial(head.decode, [pred], 0.25, (640, 640), 3000, 300), repeats),
+            "decode_ms": median_ms(partial(head.decode, [pred], settings), repeats),
             "decode_before_ms": median_ms(partial(argmax_first_decode, pred, 0.25), repeats),
         }
         if candidates:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from framepipe.models.heads import Candidates, Head, OutputSpec, register_head
-from framepipe.models.heads.base import NO, POSSIBLE, Shape, best_class, dim, matches
+from framepipe.models.heads.base import NO, POSSIBLE, DecodeSettings, Shape, best_class, dim, matches
 
 
 class CornerFractionsHead(Head):
@@ -28,18 +28,11 @@ class CornerFractionsHead(Head):
         channels = dim(shapes[0][2]) if len(shapes) == 1 and len(shapes[0]) == 3 else None
         return channels - 4 if channels else None
 
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         pred = outputs[0]
         class_ids, scores = best_class(pred[:, 4:])
-        keep = np.flatnonzero(scores >= confidence)
-        scale = np.array([input_size[0], input_size[1]] * 2, np.float32)
+        keep = np.flatnonzero(scores >= settings.confidence)
+        scale = np.array([settings.input_size[0], settings.input_size[1]] * 2, np.float32)
         return Candidates((pred[keep, :4] * scale).astype(np.float32), scores[keep], class_ids[keep].astype(np.int64))
 
 

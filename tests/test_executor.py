@@ -216,6 +216,7 @@ def test_a_pipeline_holds_its_model_until_it_ends(clip) -> None:
     from framepipe.models import DEFAULT_MANAGER
 
     pipeline = InferencePipeline.init(clip.video_path, MODEL_ID, lambda p, f: None)
+    assert pipeline.model is get_model(MODEL_ID)  # a file pipeline and get_model share one session
     assert DEFAULT_MANAGER.held((MODEL_ID, None)) >= 1
     before = DEFAULT_MANAGER.held((MODEL_ID, None))
     pipeline.start()

@@ -24,7 +24,7 @@ from framepipe.models.base import ExecutorCalls
 from framepipe.models.environment import PreprocessingConfig, parse_preprocessing
 from framepipe.models.executor import Slot
 from framepipe.models.heads import Candidates, Head, OutputSpec, choose_head
-from framepipe.models.heads.base import dim, literal
+from framepipe.models.heads.base import DecodeSettings, dim, literal
 from framepipe.models.nms import non_max_suppression
 from framepipe.models.params import InferenceParameters
 from framepipe.models.preprocess import PreprocessBuffers, Preprocessor, ResizeGeometry
@@ -214,15 +214,12 @@ class OnnxModel(ExecutorCalls):
         allowed = None
         if parameters.class_filter is not None:
             allowed = np.array([i for i, n in enumerate(self.class_names) if n in parameters.class_filter], np.int64)
+        settings = DecodeSettings(
+            parameters.confidence, self.input_size, parameters.max_candidates, parameters.max_detections
+        )
         results = []
         for index, geometry in enumerate(geometries):
-            found = self.head.decode(
-                [o[index] for o in as_float],
-                parameters.confidence,
-                self.input_size,
-                parameters.max_candidates,
-                parameters.max_detections,
-            )
+            found = self.head.decode([o[index] for o in as_float], settings)
             results.append(self._prediction(found, geometry, parameters, allowed))
         return results
 

@@ -262,8 +262,10 @@ def plan_runtime(
     On a GPU: ONNX Runtime's threads, two slots, so one batch is prepared while the other runs.
 
     Example:
-        >>> plan_runtime("throughput", cpu_count=8, gpu=False)[:3], plan_runtime("latency", cpu_count=8, gpu=False)[:3]
-        ((4, None, 2), (8, False, 2))
+        >>> files = plan_runtime("throughput", cpu_count=8, gpu=False)
+        >>> live = plan_runtime("latency", cpu_count=8, gpu=False)
+        >>> (files.intra_op_threads, files.slots), (live.intra_op_threads, live.spinning)
+        ((4, 2), (8, False))
     """
     if workload not in (None, "latency", "throughput"):
         raise ValueError(f"workload must be 'latency' or 'throughput', got {workload!r}")

@@ -11,15 +11,25 @@ sees, and decodes them; ``choose_head`` picks one for a model (see ``registry``)
 
 Example:
     >>> import numpy as np
-    >>> from framepipe.models.heads import get_head
+    >>> from framepipe.models.heads import DecodeSettings, get_head
     >>> raw = np.zeros((6, 3), np.float32)              # one image: 2 classes, 3 anchors
     >>> raw[:, 1] = [50, 40, 20, 10, 0.1, 0.9]          # cx, cy, w, h, scores
-    >>> found = get_head("yolov8").decode([raw], 0.5, (64, 64), 3000, 300)
+    >>> found = get_head("yolov8").decode([raw], DecodeSettings(0.5, (64, 64)))
     >>> found.boxes.tolist(), found.class_ids.tolist()
     ([[40.0, 35.0, 60.0, 45.0]], [1])
 """
 
-from framepipe.models.heads.base import Candidates, Head, OutputSpec
+from framepipe.models.heads.base import Candidates, DecodeSettings, Head, OutputSpec
 from framepipe.models.heads.registry import choose_head, get_head, heads, register_head, unregister_head
 
-__all__ = ["Candidates", "Head", "OutputSpec", "choose_head", "get_head", "heads", "register_head", "unregister_head"]
+__all__ = [
+    "Candidates",
+    "DecodeSettings",
+    "Head",
+    "OutputSpec",
+    "choose_head",
+    "get_head",
+    "heads",
+    "register_head",
+    "unregister_head",
+]

@@ -79,6 +79,17 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class DecodeSettings:
+    """What a decode needs besides the outputs: the ``confidence`` threshold, the model's
+    ``input_size`` (width, height), and the most candidates (before NMS) and detections to keep."""
+
+    confidence: float
+    input_size: tuple[int, int]
+    max_candidates: int = 3000
+    max_detections: int = 300
+
+
+@dataclass(frozen=True)
 class Candidates:
     """Boxes of one image before NMS: ``boxes`` ``(K, 4)`` xyxy in model-input pixels, ``scores``
     ``(K,)`` and ``class_ids`` ``(K,)``."""
@@ -125,15 +136,39 @@ class Head(ABC):
         return None
 
     @abstractmethod
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         """The candidates of ONE image; ``outputs`` are that image's slices (no batch axis)."""
+
+
+class DenseHead(Head):
+    """A head of one output ``[B, a, b]`` with a value per anchor: ``channel_axis`` (1 or 2) holds
+    ``values`` box values plus one score per class, the other axis the anchors."""
+
+    channel_axis: ClassVar[int] = 1
+    values: ClassVar[int] = 4
+
+    def dense_fit(self, spec: OutputSpec) -> int:
+        """The fit by shapes alone: ``CERTAIN`` when both axes are fixed and the channels are the
+        fewer, ``POSSIBLE`` when axes are unknown or the anchors are the fewer."""
+        if not one_rank3(spec):
+            return NO
+        channels, anchors = spec.shapes[0][self.channel_axis], spec.shapes[0][3 - self.channel_axis]
+        expected = None if spec.num_classes is None else self.values + spec.num_classes
+        if not matches(channels, expected) or (dim(channels) or self.values + 1) < self.values + 1:
+            return NO
+        fixed_channels, fixed_anchors = dim(channels), dim(anchors)
+        if fixed_channels is not None and fixed_anchors is not None:
+            return CERTAIN if fixed_channels < fixed_anchors else POSSIBLE
+        return POSSIBLE
+
+    def num_classes(self, shapes: Sequence[Shape]) -> int | None:
+        channels = dim(shapes[0][self.channel_axis]) if len(shapes) == 1 and len(shapes[0]) == 3 else None
+        return channels - self.values if channels else None
+
+    def problem(self, shapes: Sequence[Shape], num_classes: int) -> str | None:
+        if len(shapes) != 1 or len(shapes[0]) != 3:
+            return "expected one output of rank 3"
+        return super().problem(shapes, num_classes)
 
 
 def top_k(scores: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:

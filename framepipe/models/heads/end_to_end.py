@@ -3,9 +3,10 @@
 
 Example:
     >>> import numpy as np
+    >>> from framepipe.models.heads.base import DecodeSettings
     >>> from framepipe.models.heads.end_to_end import EndToEndHead
     >>> raw = np.array([[1, 2, 30, 40, 0.8, 2], [0, 0, 0, 0, 0.1, 0]], np.float32)
-    >>> EndToEndHead().decode([raw], 0.5, (64, 64), 3000, 300).class_ids.tolist()
+    >>> EndToEndHead().decode([raw], DecodeSettings(0.5, (64, 64))).class_ids.tolist()
     [2]
 """
 
@@ -15,7 +16,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from framepipe.models.heads.base import CERTAIN, NO, POSSIBLE, Candidates, Head, OutputSpec, Shape, dim, one_rank3
+from framepipe.models.heads.base import (
+    CERTAIN,
+    NO,
+    POSSIBLE,
+    Candidates,
+    DecodeSettings,
+    Head,
+    OutputSpec,
+    Shape,
+    dim,
+    one_rank3,
+)
 from framepipe.models.heads.registry import register_head
 
 
@@ -43,16 +55,9 @@ class EndToEndHead(Head):
             return "expected 6 values per detection"
         return None
 
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         pred = outputs[0]
-        keep = np.flatnonzero(pred[:, 4] > confidence)
+        keep = np.flatnonzero(pred[:, 4] > settings.confidence)
         keep = keep[np.argsort(-pred[keep, 4], kind="stable")]
         return Candidates(
             pred[keep, :4].reshape(-1, 4).astype(np.float32),

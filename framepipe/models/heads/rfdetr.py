@@ -7,9 +7,10 @@ normalised with ImageNet's mean and std; boxes are not rounded.
 
 Example:
     >>> import numpy as np
+    >>> from framepipe.models.heads.base import DecodeSettings
     >>> from framepipe.models.heads.rfdetr import RFDETRHead
     >>> boxes, logits = np.array([[0.5, 0.5, 0.25, 0.5]], np.float32), np.array([[-5.0, 3.0]], np.float32)
-    >>> RFDETRHead().decode([boxes, logits], 0.5, (64, 64), 3000, 300).boxes.tolist()
+    >>> RFDETRHead().decode([boxes, logits], DecodeSettings(0.5, (64, 64))).boxes.tolist()
     [[24.0, 16.0, 40.0, 48.0]]
 """
 
@@ -20,7 +21,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from framepipe.errors import UnsupportedModelOutputError
-from framepipe.models.heads.base import CERTAIN, NO, POSSIBLE, Candidates, Head, OutputSpec, Shape, cxcywh_to_xyxy, dim
+from framepipe.models.heads.base import (
+    CERTAIN,
+    NO,
+    POSSIBLE,
+    Candidates,
+    DecodeSettings,
+    Head,
+    OutputSpec,
+    Shape,
+    cxcywh_to_xyxy,
+    dim,
+)
 from framepipe.models.heads.registry import register_head
 from framepipe.models.heads.yolo_nas import two_box_outputs
 
@@ -48,24 +60,17 @@ class RFDETRHead(Head):
     def num_classes(self, shapes: Sequence[Shape]) -> int | None:
         return dim(shapes[1][2]) if len(shapes) == 2 and len(shapes[1]) == 3 else None
 
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
-        width, height = input_size
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
+        width, height = settings.input_size
         boxes, logits = outputs[0], outputs[1]
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
         flat = scores.ravel()
-        k = min(max_detections, flat.size)
+        k = min(settings.max_detections, flat.size)
         if k <= 0:
             return Candidates.empty()
         best = np.argpartition(-flat, k - 1)[:k] if k < flat.size else np.arange(flat.size)
         best = best[np.argsort(-flat[best], kind="stable")]
-        best = best[flat[best] > confidence]
+        best = best[flat[best] > settings.confidence]
         queries, class_ids = np.divmod(best, scores.shape[1])
         chosen = boxes[queries].astype(np.float32)
         xyxy = cxcywh_to_xyxy(chosen[:, 0] * width, chosen[:, 1] * height, chosen[:, 2] * width, chosen[:, 3] * height)

@@ -3,9 +3,10 @@ scores its best class. The same shapes as RF-DETR's, so without a ``model_type``
 
 Example:
     >>> import numpy as np
+    >>> from framepipe.models.heads.base import DecodeSettings
     >>> from framepipe.models.heads.yolo_nas import YOLONASHead
     >>> boxes, scores = np.array([[1, 2, 30, 40]], np.float32), np.array([[0.1, 0.7]], np.float32)
-    >>> YOLONASHead().decode([boxes, scores], 0.5, (64, 64), 3000, 300).class_ids.tolist()
+    >>> YOLONASHead().decode([boxes, scores], DecodeSettings(0.5, (64, 64))).class_ids.tolist()
     [1]
 """
 
@@ -19,6 +20,7 @@ from framepipe.models.heads.base import (
     NO,
     POSSIBLE,
     Candidates,
+    DecodeSettings,
     Head,
     OutputSpec,
     Shape,
@@ -50,17 +52,10 @@ class YOLONASHead(Head):
     def num_classes(self, shapes: Sequence[Shape]) -> int | None:
         return dim(shapes[1][2]) if len(shapes) == 2 and len(shapes[1]) == 3 else None
 
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         boxes, class_scores = outputs[0], outputs[1]
         class_ids, scores = best_class(class_scores)
-        keep = top_k(scores, np.flatnonzero(scores >= confidence), max_candidates)
+        keep = top_k(scores, np.flatnonzero(scores >= settings.confidence), settings.max_candidates)
         return Candidates(
             boxes[keep].reshape(-1, 4).astype(np.float32),
             scores[keep].astype(np.float32),

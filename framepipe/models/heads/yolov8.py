@@ -6,10 +6,11 @@ only for the anchors above the threshold: a frame with nothing in it costs one p
 
 Example:
     >>> import numpy as np
+    >>> from framepipe.models.heads.base import DecodeSettings
     >>> from framepipe.models.heads.yolov8 import YOLOv8Head
     >>> raw = np.zeros((6, 4), np.float32)
     >>> raw[:, 2] = [50, 40, 20, 10, 0.2, 0.7]
-    >>> YOLOv8Head().decode([raw], 0.5, (64, 64), 3000, 300).scores.tolist()
+    >>> YOLOv8Head().decode([raw], DecodeSettings(0.5, (64, 64))).scores.tolist()
     [0.699999988079071]
 """
 
@@ -24,58 +25,34 @@ from framepipe.models.heads.base import (
     NO,
     POSSIBLE,
     Candidates,
-    Head,
+    DecodeSettings,
+    DenseHead,
     OutputSpec,
-    Shape,
     cxcywh_to_xyxy,
     dim,
-    matches,
-    one_rank3,
     top_k,
 )
 from framepipe.models.heads.registry import register_head
 
 
-class YOLOv8Head(Head):
+class YOLOv8Head(DenseHead):
     name = "yolov8"
     layout = "YOLOv8-12 [B, 4+nc, N]"
     families = ("yolov8", "yolov9", "yolov11", "yolo11", "yolov12", "yolo12")
     priority = 10
 
     def fits(self, spec: OutputSpec) -> int:
-        if not one_rank3(spec):
-            return NO
-        _, channels, anchors = spec.shapes[0]
-        expected = None if spec.num_classes is None else 4 + spec.num_classes
-        if not matches(channels, expected) or (dim(channels) or 5) < 5:
-            return NO
-        if dim(channels) and dim(anchors):
-            return CERTAIN if dim(channels) < dim(anchors) else POSSIBLE  # type: ignore[operator]
-        if spec.task == "detect" and not spec.end_to_end:
+        fit = self.dense_fit(spec)
+        both_fixed = fit != NO and dim(spec.shapes[0][1]) is not None and dim(spec.shapes[0][2]) is not None
+        if fit == POSSIBLE and not both_fixed and spec.task == "detect" and not spec.end_to_end:
             return CERTAIN  # Ultralytics writes this layout for every detector it exports without NMS
-        return POSSIBLE
+        return fit
 
-    def num_classes(self, shapes: Sequence[Shape]) -> int | None:
-        channels = dim(shapes[0][1]) if len(shapes) == 1 and len(shapes[0]) == 3 else None
-        return channels - 4 if channels else None
-
-    def problem(self, shapes: Sequence[Shape], num_classes: int) -> str | None:
-        if len(shapes) != 1 or len(shapes[0]) != 3:
-            return "expected one output of rank 3"
-        return super().problem(shapes, num_classes)
-
-    def decode(
-        self,
-        outputs: Sequence[np.ndarray],
-        confidence: float,
-        input_size: tuple[int, int],
-        max_candidates: int,
-        max_detections: int,
-    ) -> Candidates:
+    def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         pred = outputs[0]
         class_scores = pred[4:]
         scores = class_scores.max(axis=0)
-        keep = top_k(scores, np.flatnonzero(scores >= confidence), max_candidates)
+        keep = top_k(scores, np.flatnonzero(scores >= settings.confidence), settings.max_candidates)
         if not keep.size:
             return Candidates.empty()
         class_ids = class_scores[:, keep].argmax(axis=0)
