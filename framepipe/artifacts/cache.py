@@ -147,7 +147,7 @@ def verify_hashes(folder: Path, manifest: Manifest) -> list[str]:
     return bad
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:
@@ -159,7 +159,7 @@ def parse_size(text: str) -> int:
         >>> parse_size("2G"), parse_size("2GB"), parse_size("512")
         (2147483648, 2000000000, 512)
     """
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValueError(f"size {text!r} is not a number with an optional K/M/G/T suffix (e.g. 500M, 2G)")
     number, unit, tail = float(match.group(1)), match.group(2).lower(), match.group(3).lower()

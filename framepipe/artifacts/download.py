@@ -26,7 +26,6 @@ from pathlib import Path
 
 import requests
 
-from framepipe.artifacts.redact import redact_url
 from framepipe.artifacts.roboflow_api import RemoteFile
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import (
@@ -36,11 +35,12 @@ from framepipe.artifacts.transport import (
     translate_request_error,
     with_retries,
 )
+from framepipe.artifacts.urls import public_url
 from framepipe.errors import ModelIntegrityError, RegistryConnectionError
 
 logger = logging.getLogger("framepipe.artifacts")
 CHUNK = 64 * 1024
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)")
 
 Progress = Callable[[int, "int | None"], None]
 """Called with (bytes so far, total bytes or None) as a download advances."""
@@ -72,7 +72,7 @@ def _hash_prefix(path: Path, length: int) -> hashlib._Hash:  # the type of hashl
 
 def _total_from(response: requests.Response, offset: int) -> int | None:
     if response.status_code == 206:
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match and match.group(3) != "*":
             return int(match.group(3))
     length = response.headers.get("Content-Length")
@@ -100,7 +100,7 @@ def download_file(
     stopped. A file whose size or sha256 differs from what the registry announced is deleted and
     ``ModelIntegrityError`` raised (not retried: the registry would send the same bytes again).
     """
-    safe_url = redact_url(remote.url)
+    safe_url = public_url(remote.url)
     what = f"{remote.name} of {subject}"
     known_etag = etag
     may_resume = resume
@@ -136,7 +136,7 @@ def download_file(
                 if already_whole:
                     pass  # every byte arrived before the last attempt ended; only the checks are left
                 elif response.status_code == 206:
-                    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
                     if not match or int(match.group(1)) != offset:
                         part.unlink(missing_ok=True)
                         raise RetryableError(RegistryConnectionError(f"{safe_url} sent the wrong range of {what}"))
@@ -164,7 +164,7 @@ def download_file(
                         os.fsync(f.fileno())
         except requests.RequestException as error:
             may_resume = True
-            retry = translate_request_error(error, what, remote.url, (settings.api_key or "",))
+            retry = translate_request_error(error, what, remote.url, settings.secrets)
             if total is not None:
                 retry = RetryableError(
                     type(retry.final)(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from framepipe.artifacts.aliases import is_roboflow_alias, resolve_alias
 from framepipe.artifacts.atomic import fsync_dir, sha256_file, write_synced
 from framepipe.artifacts.cache import CacheState, Inspection, ModelCache, inspect_folder
+from framepipe.artifacts.folder import write_class_names
 from framepipe.artifacts.layout import (
     CLASS_NAMES_FILE,
     ENVIRONMENT_FILE,
@@ -51,8 +52,8 @@ from framepipe.artifacts.manifest import (
     write_manifest,
 )
 from framepipe.artifacts.model_id import ModelRef, parse_model_id, safe_file_name
-from framepipe.artifacts.redact import redact_url, strip_secrets
 from framepipe.artifacts.settings import RegistrySettings
+from framepipe.artifacts.urls import public_url, stored_url
 
 if TYPE_CHECKING:  # the network modules (requests, urllib3, ssl) are loaded only to download
     import requests
@@ -229,7 +230,7 @@ def _generated_files(model: OrtModel, environment_bytes: bytes, where: str) -> d
         environment["COLORS"] = model.colors
     files = {
         ENVIRONMENT_FILE: json.dumps(environment, indent=4).encode(),
-        CLASS_NAMES_FILE: "\n".join(model.classes).encode(),
+        CLASS_NAMES_FILE: write_class_names(model.classes),
         MODEL_TYPE_FILE: json.dumps(
             {"project_task_type": model.task_type, "model_type": model.model_type, "model_id": model.ref.model_id},
             indent=4,
@@ -250,7 +251,7 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
     session = new_session()
     try:
         model = fetch_ort(session, settings, ref)
-        where = redact_url(settings.api_base_url)
+        where = public_url(settings.api_base_url)
         previous = read_journal(folder)
         journal = Journal(ref.model_id, "download", source=model.source)
         downloads = (model.weights, model.environment)
@@ -275,7 +276,7 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
         generated = _generated_files(model, environment_bytes, where)
         records: dict[str, FileRecord] = {
             model.weights.name: FileRecord(
-                results[model.weights.name].size, results[model.weights.name].sha256, strip_secrets(model.weights.url)
+                results[model.weights.name].size, results[model.weights.name].sha256, stored_url(model.weights.url)
             )
         }
         for name, data in generated.items():
@@ -283,7 +284,7 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
             records[name] = FileRecord(
                 len(data),
                 _sha256_bytes(data),
-                strip_secrets(model.environment.url) if name == ENVIRONMENT_FILE else None,
+                stored_url(model.environment.url) if name == ENVIRONMENT_FILE else None,
             )
         journal.phase = "commit"
         journal.files = {name: record.to_json() for name, record in records.items()}

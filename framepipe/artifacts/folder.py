@@ -92,13 +92,72 @@ def read_model_type(path: Path) -> dict[str, Any]:
     return model_type
 
 
+MAX_CLASSES = 100_000
+"""More class ids than this in ``CLASS_MAP`` is taken for a broken (or hostile) file."""
+
+
+def control_character(text: str) -> str | None:
+    r"""The first control character (C0 but tab, DEL, C1: line breaks, terminal escapes) in ``text``, else ``None``.
+
+    Example:
+        >>> control_character("person"), control_character("\x1b[31mred")
+        (None, '\x1b')
+    """
+    return next((c for c in text if (ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0), None)
+
+
 def read_class_names(path: Path) -> list[str]:
-    """One class name per line; trailing blank lines are ignored."""
-    with open(path, encoding="utf-8") as f:
-        names = [line.rstrip("\r\n") for line in f]
-    while names and not names[-1].strip():
-        names.pop()
+    r"""One class name per line, exactly as written (blanks kept); a final line break ends the last
+    name rather than starting an empty one. Control characters are refused.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "class_names.txt"
+        >>> _ = path.write_text("person \ncar\n")
+        >>> read_class_names(path)
+        ['person ', 'car']
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelArtifactError(f"{path} is not UTF-8 text ({error}); download the model again") from None
+    if text.endswith("\n"):
+        text = text[:-1]
+    names = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")] if text else []
+    for number, name in enumerate(names, 1):
+        bad = control_character(name)
+        if bad is not None:
+            raise ModelArtifactError(f"{path}: class name on line {number} holds the control character {bad!r}")
     return names
+
+
+def write_class_names(names: list[str]) -> bytes:
+    """The bytes of ``class_names.txt`` for ``names``: one per line, each ended by a line break (so
+    that an empty last name survives ``read_class_names``)."""
+    return "".join(f"{name}\n" for name in names).encode("utf-8")
+
+
+def class_names_from_map(class_map: dict[str, Any], where: str) -> list[str]:
+    """``CLASS_MAP`` (``{"0": "cat", "3": "dog"}``) as a list indexed by class id; ids with no
+    name get ``class_<id>`` so that the others keep their numbers.
+
+    Example:
+        >>> class_names_from_map({"0": "cat", "2": "dog"}, "environment.json")
+        ['cat', 'class_1', 'dog']
+    """
+    ids: dict[int, str] = {}
+    for key, name in class_map.items():
+        if not isinstance(key, str) or not key.isascii() or not key.isdigit() or len(key) > 6:
+            raise ModelArtifactError(f"{where}: CLASS_MAP key {key[:20]!r} is not a class id (0 to {MAX_CLASSES - 1})")
+        number = int(key)
+        if number >= MAX_CLASSES:
+            raise ModelArtifactError(f"{where}: CLASS_MAP key {key!r} is not a class id (0 to {MAX_CLASSES - 1})")
+        text = str(name)
+        bad = control_character(text)
+        if bad is not None:
+            raise ModelArtifactError(f"{where}: CLASS_MAP name of class {number} holds the control character {bad!r}")
+        ids[number] = text
+    return [ids.get(i, f"class_{i}") for i in range(max(ids) + 1)] if ids else []
 
 
 def load_folder(folder: Path, model_id: str, weights: Path | None = None) -> ModelArtifacts:
@@ -109,10 +168,6 @@ def load_folder(folder: Path, model_id: str, weights: Path | None = None) -> Mod
     environment = read_environment(folder / "environment.json") if (folder / "environment.json").is_file() else {}
     class_names = read_class_names(folder / "class_names.txt") if (folder / "class_names.txt").is_file() else None
     if class_names is None and "CLASS_MAP" in environment:
-        class_map = environment["CLASS_MAP"]
-        try:
-            class_names = [str(class_map[k]) for k in sorted(class_map, key=int)]
-        except ValueError as error:
-            raise ModelArtifactError(f"{folder / 'environment.json'}: CLASS_MAP keys must be class ids") from error
+        class_names = class_names_from_map(environment["CLASS_MAP"], str(folder / "environment.json"))
     model_type = read_model_type(folder / "model_type.json") if (folder / "model_type.json").is_file() else None
     return ModelArtifacts(model_id, weights, folder, environment, class_names, model_type)

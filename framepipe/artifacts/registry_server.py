@@ -39,7 +39,15 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from framepipe.artifacts.atomic import sha256_file
-from framepipe.artifacts.folder import load_folder, read_class_names, read_environment, read_model_type, weights_in
+from framepipe.artifacts.folder import (
+    class_names_from_map,
+    load_folder,
+    read_class_names,
+    read_environment,
+    read_model_type,
+    weights_in,
+    write_class_names,
+)
 from framepipe.artifacts.layout import (
     CLASS_NAMES_FILE,
     ENVIRONMENT_FILE,
@@ -257,8 +265,7 @@ class RegistryServer:
         environment = read_environment(folder / ENVIRONMENT_FILE)
         class_names = read_class_names(folder / CLASS_NAMES_FILE) if (folder / CLASS_NAMES_FILE).is_file() else []
         if not class_names and isinstance(environment.get("CLASS_MAP"), dict):
-            class_map = environment["CLASS_MAP"]
-            class_names = [str(class_map[k]) for k in sorted(class_map, key=int)]
+            class_names = class_names_from_map(environment["CLASS_MAP"], str(folder / ENVIRONMENT_FILE))
         model_type = read_model_type(folder / MODEL_TYPE_FILE) if (folder / MODEL_TYPE_FILE).is_file() else {}
         expires = int(time.time() + self.token_ttl_s)
 
@@ -497,7 +504,7 @@ def add_model(
         (destination / ENVIRONMENT_FILE).write_text(json.dumps({"PREPROCESSING": "{}"}, indent=4), encoding="utf-8")
     if not (destination / CLASS_NAMES_FILE).is_file():
         names = load_folder(destination, model_id).class_names or _onnx_class_names(destination / weights_name)
-        (destination / CLASS_NAMES_FILE).write_text("\n".join(names), encoding="utf-8")
+        (destination / CLASS_NAMES_FILE).write_bytes(write_class_names(names))
     existing = read_model_type(side / MODEL_TYPE_FILE) if (side / MODEL_TYPE_FILE).is_file() else {}
     default_type = "yolov5v2s" if weights_name == "yolov5s_weights.onnx" else "yolov8n"
     record = {

@@ -78,13 +78,14 @@ def bundled_folder(ref: ModelRef) -> Path | None:
 
 
 def _looks_like_path(model_id: str) -> bool:
-    return (
-        model_id.lower().endswith(".onnx")
-        or model_id.startswith(("/", "./", "../", "~", "\\"))
-        or model_id.count("/") > 1
-        or "\\" in model_id
-        or os.path.exists(model_id)
-    )
+    """Paths must look like paths: ``dataset/version`` always means a registry model, even when a
+    folder of that name exists in the working directory (write ``./coco/3`` to load that folder).
+    A bare name (no ``/``) that is no alias may name an existing folder or file."""
+    if model_id.lower().endswith(".onnx") or model_id.startswith(("/", "./", "../", "~", "\\", ".\\")):
+        return True
+    if model_id.count("/") > 1 or "\\" in model_id or (os.altsep is not None and os.sep in model_id):
+        return True
+    return "/" not in model_id and resolve_alias(model_id) == model_id and os.path.exists(model_id)
 
 
 def resolve_model(

@@ -25,6 +25,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+from framepipe.artifacts.folder import control_character
 from framepipe.artifacts.layout import (
     ENVIRONMENT_FILE,
     MODEL_TYPE_DEFAULTS,
@@ -32,7 +33,6 @@ from framepipe.artifacts.layout import (
     weights_file_for,
 )
 from framepipe.artifacts.model_id import ModelRef, safe_file_name
-from framepipe.artifacts.redact import redact_url, strip_secrets
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import (
     RetryableError,
@@ -41,10 +41,11 @@ from framepipe.artifacts.transport import (
     translate_request_error,
     with_retries,
 )
+from framepipe.artifacts.urls import public_url, stored_url
 from framepipe.errors import MalformedRegistryResponseError, UnsafePathError
 
 logger = logging.getLogger("framepipe.artifacts")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,13 @@ def parse_ort(data: Any, ref: ModelRef, where: str) -> OrtModel:
     classes = ort.get("classes") or []
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise MalformedRegistryResponseError(f"{where}: ort.classes must be a list of class names")
-    if any("\n" in c or "\r" in c for c in classes):
-        raise MalformedRegistryResponseError(f"{where}: a class name in ort.classes holds a line break")
+    for number, name in enumerate(classes):
+        bad = control_character(name)
+        if bad is not None:
+            raise MalformedRegistryResponseError(
+                f"{where}: class {number} in ort.classes holds the control character {bad!r} (line breaks and "
+                "terminal escapes are refused)"
+            )
     colors = ort.get("colors") or {}
     if not isinstance(colors, dict):
         raise MalformedRegistryResponseError(f"{where}: ort.colors must be an object")
@@ -131,7 +137,7 @@ def parse_ort(data: Any, ref: ModelRef, where: str) -> OrtModel:
 
     def remote(name: str, url: str) -> RemoteFile:
         digest = sha256.get(name)
-        if digest is not None and (not isinstance(digest, str) or not _SHA256.match(digest.lower())):
+        if digest is not None and (not isinstance(digest, str) or not _SHA256.fullmatch(digest.lower())):
             raise MalformedRegistryResponseError(f"{where}: ort.sha256[{name!r}] is not a hex sha256")
         size = sizes.get(name)
         if size is not None and (not isinstance(size, int) or size < 0):
@@ -154,15 +160,15 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
     """Ask the registry for ``ref`` (retrying 5xx, timeouts and broken connections)."""
     url = ort_url(settings, ref)
     subject = f"model {ref.model_id!r}"
-    where = settings.api_base_url
+    where = public_url(settings.api_base_url)
 
     def attempt(number: int) -> OrtModel:
-        logger.debug("GET %s (attempt %d)", redact_url(url), number)
+        logger.debug("GET %s (attempt %d)", public_url(url), number)
         try:
             response = session.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s))
             body = response.content
         except requests.RequestException as error:
-            raise translate_request_error(error, subject, url, (settings.api_key or "",)) from None
+            raise translate_request_error(error, subject, url, settings.secrets) from None
         if response.status_code >= 400:
             failure = error_for_status(response.status_code, subject, where)
             if is_retryable_status(response.status_code):
@@ -175,6 +181,6 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
                 f"{where} answered the request for {subject} with something that is not JSON "
                 f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)"
             ) from None
-        return replace(parse_ort(data, ref, where), source=strip_secrets(url))
+        return replace(parse_ort(data, ref, where), source=stored_url(url))
 
     return with_retries(attempt, settings, f"registry request for {subject}")

@@ -97,8 +97,11 @@ def translate_request_error(
 ) -> RetryableError:
     """A ``requests`` exception as a retryable framepipe error. The message holds the redacted URL and
     never the exception's own text raw (``requests`` puts full URLs, keys included, in it)."""
+    from framepipe.artifacts.urls import public_url, url_secrets
+
+    secrets = (*secrets, *url_secrets(url))
     detail = redact_text(f"{type(error).__name__}: {error}", secrets)
-    safe_url = redact_text(url, secrets)
+    safe_url = redact_text(public_url(url), secrets)
     if isinstance(error, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in error.args):
         return RetryableError(RegistryTimeoutError(f"timed out waiting for {safe_url} ({subject}): {detail}"))
     return RetryableError(RegistryConnectionError(f"connection to {safe_url} ({subject}) failed or broke: {detail}"))
