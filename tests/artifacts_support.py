@@ -141,3 +141,108 @@ def process_context():  # -> multiprocessing context
         context.set_forkserver_preload(["framepipe.artifacts", "tests.artifacts_support"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+class HostileRegistry:
+    """A registry written for the tests that answers with raw bytes chosen by the test: bodies cut
+    off or endless, no ``Content-Length``, odd status codes, compressed bodies, HTML pages.
+
+    ``ort`` is the JSON object sent for ``GET /ort/...`` (``model`` and ``environment`` URLs are
+    filled in, pointing at ``/files/weights`` and ``/files/environment``) unless ``ort_raw`` is
+    set. ``files[name]`` is called as ``answer(connection, request_headers)`` and writes the whole
+    raw HTTP answer itself. ``seen`` records the request headers of every request (bounded).
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.ort: dict[str, object] = {}
+        self.ort_raw: bytes | None = None
+        self.ort_answer: object = None
+        self.files: dict[str, object] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._serve, daemon=True)
+        self._accept.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._accept.join(5)
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+    def __enter__(self) -> HostileRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._answer, args=(connection,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _answer(self, connection) -> None:  # one request per connection
+        import json
+
+        connection.settimeout(10)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+            path = head[0].split(" ")[1]
+            headers = {
+                k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head[1:] if ":" in line)
+            }
+            if len(self.seen) < 100:
+                self.seen.append((path, headers))
+            if path.startswith("/ort/") and self.ort_answer is not None:
+                self.ort_answer(connection, headers)  # type: ignore[operator]
+                return
+            if path.startswith("/ort/"):
+                body = self.ort_raw
+                if body is None:
+                    ort = {"model": f"{self.url}/files/weights", "environment": f"{self.url}/files/environment"}
+                    body = json.dumps({"ort": {**ort, **self.ort}}).encode()
+                send_raw(connection, 200, body, {"Content-Type": "application/json"})
+                return
+            name = path.split("?", 1)[0].rsplit("/", 1)[-1]
+            answer = self.files.get(name)
+            if answer is None:
+                send_raw(connection, 404, b"{}", {})
+                return
+            answer(connection, headers)  # type: ignore[operator]
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+
+def send_raw(connection, status: int, body: bytes, headers: dict[str, str], length: bool = True) -> None:
+    """Write one HTTP/1.1 answer; ``length=False`` leaves ``Content-Length`` out (close-delimited)."""
+    lines = [f"HTTP/1.1 {status} X", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)

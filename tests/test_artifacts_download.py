@@ -108,6 +108,7 @@ def test_download_writes_roboflow_layout_manifest_and_runs(registry, cache, logs
             "size": WEIGHTS_SIZE,
             "sha256": WEIGHTS_SHA,
             "url": manifest["files"]["weights.onnx"]["url"],
+            "announced": ["sha256", "size"],  # what the file was checked against
         }
         assert "api_key" not in manifest["source"] and "token" not in json.dumps(manifest)
         assert not files_containing(cache, SECRET)

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -34,7 +35,13 @@ from framepipe.artifacts.locking import LOCKS_FOLDER, lock_path, model_lock, try
 from framepipe.artifacts.manifest import JOURNAL_NAME, Manifest, now_iso, read_manifest, write_manifest
 from framepipe.artifacts.model_id import ModelRef, model_folder, parse_model_id
 from framepipe.artifacts.settings import DEFAULT_LOCK_TIMEOUT_S
-from framepipe.errors import FramepipeError, ModelArtifactError, ModelCacheLockTimeout, ModelNotFoundError
+from framepipe.errors import (
+    FramepipeError,
+    ModelArtifactError,
+    ModelCacheError,
+    ModelCacheLockTimeout,
+    ModelNotFoundError,
+)
 
 logger = logging.getLogger("framepipe.artifacts")
 
@@ -284,7 +291,7 @@ class ModelCache:
         """
         ref = model_id if isinstance(model_id, ModelRef) else parse_model_id(model_id)
         folder = self.folder(ref)
-        with model_lock(self.root, ref, self.lock_timeout_s, folder):
+        with self._writing(ref, "cache verify"), model_lock(self.root, ref, self.lock_timeout_s, folder):
             inspection = inspect_folder(folder)
             manifest = inspection.manifest
             if manifest is not None and inspection.state in (CacheState.COMPLETE, CacheState.CORRUPT):
@@ -299,6 +306,21 @@ class ModelCache:
             raise ModelNotFoundError(f"model {ref.model_id!r} is not in the cache ({folder} does not exist)")
         return self.entry(ref)
 
+    @contextlib.contextmanager
+    def _writing(self, ref: ModelRef, what: str) -> Iterator[None]:
+        """Turn the ``OSError`` of a cache that cannot be written (read-only, baked into an image,
+        ``_file_locks`` not a folder) into a ``ModelCacheError`` that says so."""
+        try:
+            yield
+        except ModelCacheLockTimeout:
+            raise
+        except OSError as error:
+            raise ModelCacheError(
+                f"{what} cannot lock or write model {ref.model_id!r} in {self.root} ({error.strerror or error}, "
+                f"under {self.root / LOCKS_FOLDER}): it needs the cache to be writable; a read-only cache can only "
+                "be read (framepipe cache list)"
+            ) from None
+
     def remove(self, model_id: str | ModelRef, timeout_s: float = 10.0) -> Path:
         """Delete a model's folder, waiting up to ``timeout_s`` for a load of it to finish."""
         ref = model_id if isinstance(model_id, ModelRef) else parse_model_id(model_id)
@@ -306,8 +328,8 @@ class ModelCache:
         if not folder.exists():
             raise ModelNotFoundError(f"model {ref.model_id!r} is not in the cache ({folder} does not exist)")
         try:
-            with model_lock(self.root, ref, timeout_s, folder):
-                shutil.rmtree(folder)
+            with self._writing(ref, "cache rm"), model_lock(self.root, ref, timeout_s, folder):
+                shutil.rmtree(folder, ignore_errors=True)
         except ModelCacheLockTimeout:
             raise ModelCacheLockTimeout(
                 f"model {ref.model_id!r} is being loaded or downloaded by another process; try again when it is done"
@@ -329,7 +351,8 @@ class ModelCache:
             if total <= max_bytes:
                 break
             ref = parse_model_id(entry.model_id)
-            lock = try_model_lock(self.root, ref)
+            with self._writing(ref, "cache prune"):
+                lock = try_model_lock(self.root, ref)
             if lock is None:
                 skipped.append(entry)
                 continue

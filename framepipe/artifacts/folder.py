@@ -51,34 +51,59 @@ def weights_in(folder: Path) -> Path | None:
     return None
 
 
+MAX_JSON_BYTES = 16 << 20
+"""Side files (``environment.json``, ``model_type.json``) larger than this are taken for damage."""
+
+
+def parse_json(data: bytes | str, where: object) -> Any:
+    """``data`` parsed as JSON; ``ModelArtifactError`` naming ``where`` for anything that is not
+    (bad UTF-8, bad syntax, nesting too deep for the parser, numbers with thousands of digits)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text)
+    except UnicodeDecodeError as error:
+        raise ModelArtifactError(f"{where} is not UTF-8 text: {error}") from None
+    except RecursionError:
+        raise ModelArtifactError(f"{where} is not valid JSON: nested too deeply to read") from None
+    except ValueError as error:  # JSONDecodeError, and ints beyond sys.get_int_max_str_digits()
+        raise ModelArtifactError(f"{where} is not valid JSON: {error}") from None
+
+
 def _read_json(path: Path) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise ModelArtifactError(f"{path} is not valid JSON: {error}") from error
-    except UnicodeDecodeError as error:
-        raise ModelArtifactError(f"{path} is not UTF-8 text: {error}") from error
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except OSError as error:
+        raise ModelArtifactError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ModelArtifactError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB: not a model side file")
+    return parse_json(data, path)
+
+
+def check_environment(environment: Any, where: object) -> dict[str, Any]:
+    """The checks ``read_environment`` makes, on an already parsed object (``ModelArtifactError``)."""
+    if not isinstance(environment, dict):
+        raise ModelArtifactError(f"{where}: expected a JSON object, got {type(environment).__name__}")
+    preprocessing = environment.get("PREPROCESSING", {})
+    if isinstance(preprocessing, str):
+        try:
+            preprocessing = parse_json(preprocessing, "field PREPROCESSING")
+        except ModelArtifactError as error:
+            raise ModelArtifactError(f"{where}: {error}") from None
+    if not isinstance(preprocessing, dict):
+        raise ModelArtifactError(f"{where}: field PREPROCESSING must be an object, got {type(preprocessing).__name__}")
+    for key in ("CLASS_MAP", "COLORS"):
+        if key in environment and not isinstance(environment[key], dict):
+            raise ModelArtifactError(f"{where}: field {key} must be an object, got {type(environment[key]).__name__}")
+    if isinstance(environment.get("CLASS_MAP"), dict):
+        class_names_from_map(environment["CLASS_MAP"], where)
+    return {**environment, "PREPROCESSING": preprocessing}
 
 
 def read_environment(path: Path) -> dict[str, Any]:
     """Parse ``environment.json``; ``PREPROCESSING`` may be a dict or a JSON string (as Roboflow
     writes it) and comes back as a dict."""
-    environment = _read_json(path)
-    if not isinstance(environment, dict):
-        raise ModelArtifactError(f"{path}: expected a JSON object, got {type(environment).__name__}")
-    preprocessing = environment.get("PREPROCESSING", {})
-    if isinstance(preprocessing, str):
-        try:
-            preprocessing = json.loads(preprocessing)
-        except json.JSONDecodeError as error:
-            raise ModelArtifactError(f"{path}: field PREPROCESSING is a string but not valid JSON: {error}") from error
-    if not isinstance(preprocessing, dict):
-        raise ModelArtifactError(f"{path}: field PREPROCESSING must be an object, got {type(preprocessing).__name__}")
-    for key in ("CLASS_MAP", "COLORS"):
-        if key in environment and not isinstance(environment[key], dict):
-            raise ModelArtifactError(f"{path}: field {key} must be an object, got {type(environment[key]).__name__}")
-    return {**environment, "PREPROCESSING": preprocessing}
+    return check_environment(_read_json(path), path)
 
 
 def read_model_type(path: Path) -> dict[str, Any]:
@@ -137,7 +162,7 @@ def write_class_names(names: list[str]) -> bytes:
     return "".join(f"{name}\n" for name in names).encode("utf-8")
 
 
-def class_names_from_map(class_map: dict[str, Any], where: str) -> list[str]:
+def class_names_from_map(class_map: dict[str, Any], where: object) -> list[str]:
     """``CLASS_MAP`` (``{"0": "cat", "3": "dog"}``) as a list indexed by class id; ids with no
     name get ``class_<id>`` so that the others keep their numbers.
 

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from framepipe.artifacts.folder import control_character
+from framepipe.artifacts.folder import control_character, parse_json
 from framepipe.artifacts.layout import (
     ENVIRONMENT_FILE,
     MODEL_TYPE_DEFAULTS,
@@ -38,13 +38,16 @@ from framepipe.artifacts.transport import (
     RetryableError,
     error_for_status,
     is_retryable_status,
+    read_bounded,
     translate_request_error,
     with_retries,
 )
 from framepipe.artifacts.urls import public_url, stored_url
-from framepipe.errors import MalformedRegistryResponseError, UnsafePathError
+from framepipe.errors import MalformedRegistryResponseError, ModelArtifactError, UnsafePathError
 
 logger = logging.getLogger("framepipe.artifacts")
+MAX_ORT_BYTES = 8 << 20
+"""The most an ``/ort`` answer may hold, decoded (Roboflow's are a few KB)."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -165,21 +168,26 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
     def attempt(number: int) -> OrtModel:
         logger.debug("GET %s (attempt %d)", public_url(url), number)
         try:
-            response = session.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s))
-            body = response.content
+            with session.get(
+                url,
+                headers={"Accept-Encoding": "identity"},
+                stream=True,
+                timeout=(settings.connect_timeout_s, settings.read_timeout_s),
+            ) as response:
+                if response.status_code >= 400:
+                    failure = error_for_status(response.status_code, subject, where)
+                    if is_retryable_status(response.status_code):
+                        raise RetryableError(failure)
+                    raise failure
+                body = read_bounded(response, MAX_ORT_BYTES, f"the request for {subject}", where)
         except requests.RequestException as error:
             raise translate_request_error(error, subject, url, settings.secrets) from None
-        if response.status_code >= 400:
-            failure = error_for_status(response.status_code, subject, where)
-            if is_retryable_status(response.status_code):
-                raise RetryableError(failure)
-            raise failure
         try:
-            data = response.json() if body else None
-        except ValueError:
+            data = parse_json(body, "the answer") if body else None
+        except ModelArtifactError as error:
             raise MalformedRegistryResponseError(
                 f"{where} answered the request for {subject} with something that is not JSON "
-                f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)"
+                f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes: {error})"
             ) from None
         return replace(parse_ort(data, ref, where), source=stored_url(url))
 
