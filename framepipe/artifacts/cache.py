@@ -312,7 +312,7 @@ class ModelCache:
         ``_file_locks`` not a folder) into a ``ModelCacheError`` that says so."""
         try:
             yield
-        except ModelCacheLockTimeout:
+        except (ModelCacheLockTimeout, ModelCacheError):
             raise
         except OSError as error:
             raise ModelCacheError(

@@ -30,6 +30,7 @@ from typing import BinaryIO, TypeVar
 import requests
 
 from framepipe.artifacts.roboflow_api import RemoteFile
+from framepipe.artifacts.safe_files import open_append, open_new, open_read, resumable
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import (
     RetryableError,
@@ -70,7 +71,7 @@ class Downloaded:
 
 def _hash_prefix(path: Path, length: int) -> hashlib._Hash:  # the type of hashlib.sha256()
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_read(path) as f:
         remaining = length
         while remaining:
             chunk = f.read(min(CHUNK * 4, remaining))
@@ -146,7 +147,7 @@ def download_file(
 
     def attempt(number: int) -> Downloaded:
         nonlocal known_etag, may_resume
-        offset = part.stat().st_size if may_resume and part.exists() else 0
+        offset = part.lstat().st_size if may_resume and resumable(part) else 0
         # Files are stored byte for byte: a compressed body would be inflated without bound, or
         # fail every size check (a server that honours gzip sends the compressed length).
         headers: dict[str, str] = {"Accept-Encoding": "identity"}
@@ -228,7 +229,11 @@ def download_file(
                 if offset:
                     logger.info("resuming %s at byte %d of %s", what, offset, total if total is not None else "?")
                 overflow = False
-                with open(part, "ab" if offset else "wb") as f:
+                target = open_append(part) if offset else open_new(part)
+                if target is None:  # swapped for something else since it was checked: start again
+                    may_resume = False
+                    raise RetryableError(RegistryConnectionError(f"{part} changed during the download of {what}"))
+                with target as f:
                     try:
                         for chunk in () if already_whole else response.iter_content(CHUNK):
                             room = (limit if limit is not None else 0) - offset - received

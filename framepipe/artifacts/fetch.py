@@ -54,6 +54,7 @@ from framepipe.artifacts.manifest import (
 )
 from framepipe.artifacts.model_id import ModelRef, parse_model_id, safe_file_name
 from framepipe.artifacts.onnx_check import onnx_problem
+from framepipe.artifacts.safe_files import open_read, resumable, warn_if_shared
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.urls import public_url, stored_url
 
@@ -140,11 +141,12 @@ def fetch_model(
     folder = cache.folder(ref)
     factory = _tqdm_factory if progress is True else (progress or None)
 
+    warn_if_shared(cache.root)
     with ExitStack() as stack:
         try:
             lock_file = stack.enter_context(model_lock(cache.root, ref, settings.lock_timeout_s, folder))
-        except ModelCacheLockTimeout:
-            raise  # a TimeoutError, hence an OSError: not a read-only cache
+        except (ModelCacheLockTimeout, ModelCacheError):
+            raise  # an OSError too, but not a read-only cache: a timeout, a refused symlink
         except OSError as error:
             # A read-only cache (a baked-in or mounted copy) cannot hold locks; nothing can download
             # into it either, so a complete model is read without one.
@@ -216,9 +218,10 @@ def _finish_commit(folder: Path, ref: ModelRef) -> bool:
         if type(size) is not int or size < 0 or not expected:
             logger.info("%s: the journal of an interrupted download is incomplete; downloading again", ref.model_id)
             return False
-        if part.exists() and sha256_file(part) == expected:
+        # only files this user's own download left (regular, one link, owned): never a planted link
+        if resumable(part) and sha256_file(part) == expected:
             os.replace(part, final)
-        elif not (final.exists() and sha256_file(final) == expected):
+        elif not (resumable(final) and sha256_file(final) == expected):
             logger.info("%s: %s is not whole after an interrupted download; downloading again", ref.model_id, name)
             return False
         records[name] = FileRecord(size, expected, entry.get("url"))
@@ -298,7 +301,8 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
                 f"{model.weights.name} of model {ref.model_id!r} from {where} is not an ONNX model ({problem}): the "
                 "registry sent something else (an error or login page?); it was discarded and nothing was cached"
             )
-        environment_bytes = part_path(folder / ENVIRONMENT_FILE).read_bytes()
+        with open_read(part_path(folder / ENVIRONMENT_FILE)) as f:
+            environment_bytes = f.read()
         generated = _generated_files(model, environment_bytes, where)
         records: dict[str, FileRecord] = {
             model.weights.name: FileRecord(
