@@ -30,6 +30,7 @@ from pathlib import Path
 
 from framepipe.artifacts.atomic import sha256_file
 from framepipe.artifacts.folder import read_model_type, weights_in
+from framepipe.artifacts.in_use import hold_exclusive, try_exclusive
 from framepipe.artifacts.layout import MODEL_TYPE_FILE, WEIGHTS_FILE_NAMES
 from framepipe.artifacts.locking import LOCKS_FOLDER, lock_path, model_lock, try_model_lock
 from framepipe.artifacts.manifest import JOURNAL_NAME, Manifest, now_iso, read_manifest, write_manifest
@@ -203,10 +204,16 @@ class PruneResult:
 
 
 def _folder_size(folder: Path) -> int:
+    """The bytes of the files in ``folder``; files (or the folder) removed meanwhile count 0."""
     total = 0
-    for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False):
-            total += entry.stat(follow_symlinks=False).st_size
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
     return total
 
 
@@ -240,10 +247,10 @@ class ModelCache:
         refs: list[ModelRef] = []
         if not self.root.is_dir():
             return refs
-        for dataset in sorted(self.root.iterdir()):
+        for dataset in sorted(_listing(self.root)):
             if not dataset.is_dir() or dataset.name == LOCKS_FOLDER:
                 continue
-            for version in sorted(dataset.iterdir()):
+            for version in sorted(_listing(dataset)):
                 if not version.is_dir():
                     continue
                 try:
@@ -258,8 +265,12 @@ class ModelCache:
             return lock_path(self.root, ref).stat().st_mtime
         except OSError:
             pass
-        folder = self.folder(ref)
-        times = [e.stat().st_mtime for e in os.scandir(folder) if e.is_file()] if folder.is_dir() else []
+        times = []
+        with contextlib.suppress(OSError):  # the folder may go while it is looked at
+            for entry in os.scandir(self.folder(ref)):
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        times.append(entry.stat().st_mtime)
         return max(times, default=0.0)
 
     def entry(self, ref: ModelRef) -> CacheEntry:
@@ -328,11 +339,17 @@ class ModelCache:
         if not folder.exists():
             raise ModelNotFoundError(f"model {ref.model_id!r} is not in the cache ({folder} does not exist)")
         try:
-            with self._writing(ref, "cache rm"), model_lock(self.root, ref, timeout_s, folder):
-                shutil.rmtree(folder, ignore_errors=True)
+            with self._writing(ref, "cache rm"):
+                in_use = hold_exclusive(self.root, ref, timeout_s)  # first, in the order loads take them
+            try:
+                with self._writing(ref, "cache rm"), model_lock(self.root, ref, timeout_s, folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                in_use.release()
         except ModelCacheLockTimeout:
             raise ModelCacheLockTimeout(
-                f"model {ref.model_id!r} is being loaded or downloaded by another process; try again when it is done"
+                f"model {ref.model_id!r} is in use (being loaded or downloaded, or loaded by a running process); "
+                "try again when it is done"
             ) from None
         _remove_empty(folder.parent)
         return folder
@@ -352,18 +369,30 @@ class ModelCache:
                 break
             ref = parse_model_id(entry.model_id)
             with self._writing(ref, "cache prune"):
-                lock = try_model_lock(self.root, ref)
-            if lock is None:
+                in_use = try_exclusive(self.root, ref)  # nobody is reading the folder
+                lock = try_model_lock(self.root, ref) if in_use is not None else None  # nor writing it
+            if in_use is None or lock is None:
+                if in_use is not None:
+                    in_use.release()
                 skipped.append(entry)
                 continue
             try:
                 shutil.rmtree(entry.folder, ignore_errors=True)
             finally:
                 lock.release()
+                in_use.release()
             _remove_empty(entry.folder.parent)
             total -= entry.size
             removed.append(entry)
         return PruneResult(removed, skipped, before, total)
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none when it went away meanwhile."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _remove_empty(folder: Path) -> None:

@@ -5,7 +5,6 @@ The caller renames the temporary file into place once every file of the model is
 
 Example:
     >>> from pathlib import Path
-from typing import BinaryIO, TypeVar
     >>> from framepipe.artifacts.download import download_file
     >>> from framepipe.artifacts.layout import part_path
     >>> part_path(Path("/cache/ds/3/weights.onnx"))

@@ -41,6 +41,15 @@ class ModelArtifacts:
     class_names: list[str] | None = None
     model_type: dict[str, Any] | None = None
     is_stub: bool = False
+    lease: Any = field(default=None, repr=False, compare=False)
+    """For a model read from the cache: its in-use lock (``framepipe.artifacts.in_use``), held
+    while these artifacts live so that ``cache rm`` / ``cache prune`` cannot delete the files
+    before ONNX Runtime has opened them. ``release()`` lets it go early."""
+
+    def release(self) -> None:
+        """Let other processes remove the model's files (call once its session is open)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 def weights_in(folder: Path) -> Path | None:
