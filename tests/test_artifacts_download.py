@@ -20,7 +20,6 @@ from framepipe.artifacts.layout import part_path
 from framepipe.artifacts.locking import lock_path
 from framepipe.artifacts.manifest import JOURNAL_NAME, MANIFEST_NAME
 from framepipe.artifacts.model_id import parse_model_id
-from framepipe.artifacts.registry_server import Fault
 from framepipe.errors import (
     InvalidModelIdError,
     ModelCacheLockTimeout,
@@ -41,6 +40,7 @@ from tests.artifacts_support import (
     MODEL_ID,
     SECRET,
     SOURCE,
+    Fault,
     files_containing,
     make_registry,
     settings_for,

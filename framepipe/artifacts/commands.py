@@ -22,6 +22,7 @@ from framepipe.artifacts.fetch import fetch_model
 from framepipe.artifacts.model_id import parse_model_id
 from framepipe.artifacts.resolve import bundled_folder
 from framepipe.artifacts.settings import RegistrySettings
+from framepipe.errors import ModelCacheError
 
 REGISTRY_KEYS_ENV = "FRAMEPIPE_REGISTRY_API_KEYS"
 
@@ -101,11 +102,17 @@ def _cache_prune(args: argparse.Namespace) -> int:
 
 
 def _registry_serve(args: argparse.Namespace) -> int:
-    from framepipe.artifacts.registry_server import RegistryServer
+    try:  # the server extra (FastAPI, uvicorn) is optional
+        from framepipe.server.registry import RegistryServer
+    except ImportError as error:
+        raise ModelCacheError(f"framepipe registry serve needs the server extra: {error}") from None
 
     keys = list(args.api_key or [])
     keys += [k.strip() for k in os.environ.get(REGISTRY_KEYS_ENV, "").split(",") if k.strip()]
-    server = RegistryServer(args.root, host=args.host, port=args.port, api_keys=keys)
+    try:
+        server = RegistryServer(args.root, host=args.host, port=args.port, api_keys=keys, public_url=args.public_url)
+    except OSError as error:
+        raise ModelCacheError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     note = f"{len(keys)} API key(s)" if keys else "no API key needed"
     print(f"serving {server.root} at {server.url} ({note}); clients: API_BASE_URL={server.url}", flush=True)
     try:
@@ -113,12 +120,12 @@ def _registry_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        server.httpd.server_close()
+        server.stop()
     return 0
 
 
 def _registry_add(args: argparse.Namespace) -> int:
-    from framepipe.artifacts.registry_server import add_model
+    from framepipe.artifacts.registry_folder import add_model
 
     folder = add_model(
         args.root, args.source, args.id, task_type=args.task, model_type=args.model_type, overwrite=args.force
@@ -185,6 +192,9 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
     serve.add_argument("--api-key", action="append", help="accept this API key (repeatable; none: no key needed)")
+    serve.add_argument(
+        "--public-url", help="base of the file URLs handed to clients (default http://HOST:PORT as bound)"
+    )
     serve.set_defaults(handler=_registry_serve)
     add = registry_commands.add_parser("add", help="copy a model folder or .onnx file into a registry folder")
     add.add_argument("source", metavar="DIR_OR_ONNX")
