@@ -66,7 +66,9 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``port=0``: any free port), ``SO_REUSEADDR`` so that a restarted
     server gets its port back at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP: asyncio then sets TCP_NODELAY on every accepted connection (without it, a
+    # kept-alive client waits 40 ms for each answer: Nagle against delayed ACKs)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
