@@ -6,6 +6,7 @@ Example::
     framepipe cache list
     framepipe cache verify
     framepipe cache prune --max-size 2G
+    framepipe cache doctor --fix
     framepipe registry add runs/best.onnx --id doorbell/2 --root registry
     framepipe registry serve --root registry --port 9001 --api-key team-secret
 """
@@ -101,6 +102,29 @@ def _cache_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_doctor(args: argparse.Namespace) -> int:
+    from framepipe.artifacts.doctor import diagnose, fix
+
+    cache = ModelCache(args.cache_dir)
+    findings = diagnose(cache)
+    if not findings:
+        print(f"no problems in {cache.root}")
+        return 0
+    if not args.fix:
+        for finding in findings:
+            print(finding)
+        fixable = sum(f.repair is not None for f in findings)
+        print(f"{len(findings)} problem(s) in {cache.root}; run `framepipe cache doctor --fix` to fix {fixable}")
+        return 1
+    fixed, left = fix(cache, findings)
+    for finding in fixed:
+        print(f"fixed {finding.path}: {finding.problem} ({finding.action})")
+    for finding in left:
+        reason = "in use right now; try again later" if finding.repair is not None else "fix it by hand"
+        print(f"left {finding.path}: {finding.problem} ({reason})")
+    return 1 if left else 0
+
+
 def _registry_serve(args: argparse.Namespace) -> int:
     try:  # the server extra (FastAPI, uvicorn) is optional
         from framepipe.server.registry import RegistryServer
@@ -157,7 +181,7 @@ def add_commands(commands: Any) -> None:
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     fetch.set_defaults(handler=_fetch)
 
-    cache = commands.add_parser("cache", help="list, verify, remove and prune cached models")
+    cache = commands.add_parser("cache", help="list, verify, remove, prune and check cached models")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     listing = cache_commands.add_parser("list", help="cached models: id, size, last used, verified")
     listing.add_argument("--cache-dir", help=cache_help)
@@ -178,6 +202,17 @@ def add_commands(commands: Any) -> None:
     prune.add_argument("--max-size", required=True, type=_size, help="e.g. 500M, 2G (K/M/G/T = 1024^n; KB/MB/GB)")
     prune.add_argument("--cache-dir", help=cache_help)
     prune.set_defaults(handler=_cache_prune)
+
+    doctor = cache_commands.add_parser(
+        "doctor",
+        help="check a (shared) cache: symlinks, other users' folders, leftovers, damaged manifests",
+        description="Check the cache folder for symlinks (in _file_locks and model folders), folders owned by "
+        "another user that others may write to, leftovers of interrupted downloads and damaged manifests; say "
+        "what --fix would do. Exit status 1 while problems remain.",
+    )
+    doctor.add_argument("--fix", action="store_true", help="fix what can be fixed (never a model in use)")
+    doctor.add_argument("--cache-dir", help=cache_help)
+    doctor.set_defaults(handler=_cache_doctor)
 
     registry = commands.add_parser("registry", help="serve models from a folder with Roboflow's download API")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True)
