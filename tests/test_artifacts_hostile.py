@@ -129,6 +129,8 @@ def test_a_registry_that_honours_gzip_still_delivers_the_file(tmp_path) -> None:
     assert sha256(cache / "hostile" / "1" / "weights.onnx") == sha256(SOURCE / "weights.onnx")
     manifest = json.loads((cache / "hostile" / "1" / ".framepipe.json").read_text())
     assert manifest["files"]["weights.onnx"]["announced"] == []  # nothing announced: not "verified"
+    entry = ModelCache(cache).entries()[0]
+    assert not entry.registry_sha256 and entry.state.usable
 
 
 def test_non_utf8_class_names_is_a_framepipe_error(tmp_path) -> None:

@@ -191,6 +191,9 @@ class CacheEntry:
     state: CacheState
     detail: str = ""
     verified_at: str | None = None
+    registry_sha256: bool = True
+    """False when the registry announced no sha256 for a downloaded file (Roboflow's case): the
+    manifest's hashes were taken on arrival and prove the files unchanged since, no more."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,8 @@ class ModelCache:
             state=inspection.state,
             detail=inspection.detail,
             verified_at=inspection.manifest.verified_at if inspection.manifest else None,
+            registry_sha256=not inspection.manifest
+            or all(r.announced is None or "sha256" in r.announced for r in inspection.manifest.files.values()),
         )
 
     def entries(self) -> list[CacheEntry]:

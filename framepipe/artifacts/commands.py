@@ -54,6 +54,8 @@ def _cache_list(args: argparse.Namespace) -> int:
     for e in entries:
         if e.state is CacheState.COMPLETE:
             verified = f"yes ({e.verified_at})" if e.verified_at else "yes"
+            if not e.registry_sha256:
+                verified = f"unchanged since download ({e.verified_at}; the registry announced no sha256)"
         elif e.state is CacheState.FOREIGN:
             verified = "no manifest (written by another tool)"
         else:
