@@ -107,3 +107,19 @@ def test_a_world_writable_cache_owned_by_someone_else_is_warned_about(victim, ca
     with start_server(registry) as server:
         fetch_model(MODEL_ID, cache_dir=cache, settings=settings_for(server))
     assert "owned by another user" in caplog.text and "writable by others" in caplog.text
+
+
+def test_a_hard_linked_part_is_not_resumed(victim) -> None:
+    """A hard link is a regular file, but a second name of someone's file: appending to it would
+    change the victim's file outside the cache."""
+    registry, cache, outside = victim
+    folder = cache / "shapes" / "1"
+    folder.mkdir(parents=True)
+    os.link(outside / "authorized_keys", part_path(folder / "weights.onnx"))
+    journal = {"model_id": MODEL_ID, "phase": "download", "files": {"weights.onnx": {"sha256": WEIGHTS_SHA}}}
+    (folder / JOURNAL_NAME).write_text(json.dumps(journal))
+    before = _snapshot(outside)
+    with start_server(registry) as server:
+        fetch_model(MODEL_ID, cache_dir=cache, settings=settings_for(server))
+        assert [r.range_start for r in server.requests if r.name == "weights.onnx"] == [0]  # downloaded whole
+    assert _snapshot(outside) == before and sha256(folder / "weights.onnx") == WEIGHTS_SHA

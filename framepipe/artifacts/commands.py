@@ -23,7 +23,7 @@ from framepipe.artifacts.fetch import fetch_model
 from framepipe.artifacts.model_id import parse_model_id
 from framepipe.artifacts.resolve import bundled_folder
 from framepipe.artifacts.settings import RegistrySettings
-from framepipe.errors import ModelCacheError
+from framepipe.errors import FramepipeError, ModelCacheError
 
 REGISTRY_KEYS_ENV = "FRAMEPIPE_REGISTRY_API_KEYS"
 
@@ -131,7 +131,7 @@ def _registry_serve(args: argparse.Namespace) -> int:
     try:  # the server extra (FastAPI, uvicorn) is optional
         from framepipe.server.registry import RegistryServer
     except ImportError as error:
-        raise ModelCacheError(f"framepipe registry serve needs the server extra: {error}") from None
+        raise FramepipeError(f"framepipe registry serve needs the server extra: {error}") from None
 
     keys = list(args.api_key or [])
     keys += [k.strip() for k in os.environ.get(REGISTRY_KEYS_ENV, "").split(",") if k.strip()]
