@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from framepipe.artifacts.registry_server import RegistryServer, add_model
+from framepipe.artifacts.registry_folder import add_model
 from framepipe.artifacts.resolve import BUNDLED_DIR
+from framepipe.server import RegistryServer
 
 MODEL_ID = "bench-shapes/1"
 KEY = "benchmark-key"
@@ -96,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="framepipe-cache-bench-") as tmp:
         work = Path(tmp)
         add_model(work / "registry", BUNDLED_DIR / "framepipe-shapes" / "1", MODEL_ID)
-        with RegistryServer(work / "registry", api_keys=(KEY,)).start() as server:
+        with RegistryServer(work / "registry", port=0, api_keys=(KEY,), record_requests=True).start() as server:
             env = dict(os.environ, MODEL_CACHE_DIR=str(work / "cache"), ROBOFLOW_API_KEY=KEY, API_BASE_URL=server.url)
             began = time.perf_counter()
             race = _start_children(args.processes, env, work, session=False)

@@ -21,7 +21,6 @@ from framepipe.artifacts.layout import part_path
 from framepipe.artifacts.locking import lock_path
 from framepipe.artifacts.manifest import JOURNAL_NAME, MANIFEST_NAME
 from framepipe.artifacts.model_id import parse_model_id
-from framepipe.artifacts.registry_server import Fault
 from framepipe.errors import (
     InvalidModelIdError,
     ModelCacheLockTimeout,
@@ -42,6 +41,7 @@ from tests.artifacts_support import (
     MODEL_ID,
     SECRET,
     SOURCE,
+    Fault,
     files_containing,
     make_registry,
     settings_for,
@@ -109,6 +109,7 @@ def test_download_writes_roboflow_layout_manifest_and_runs(registry, cache, logs
             "size": WEIGHTS_SIZE,
             "sha256": WEIGHTS_SHA,
             "url": manifest["files"]["weights.onnx"]["url"],
+            "announced": ["sha256", "size"],  # what the file was checked against
         }
         assert "api_key" not in manifest["source"] and "token" not in json.dumps(manifest)
         assert not files_containing(cache, SECRET)

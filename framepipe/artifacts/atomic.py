@@ -51,8 +51,11 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (a temporary name) and fsync it; the caller renames it later."""
-    with open(path, "wb") as f:
+    """Write ``data`` to ``path`` (a temporary name, created anew: a link planted there is replaced,
+    never followed) and fsync it; the caller renames it later."""
+    from framepipe.artifacts.safe_files import open_new
+
+    with open_new(path) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -23,18 +23,26 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 from framepipe.artifacts.atomic import sha256_file
 from framepipe.artifacts.folder import read_model_type, weights_in
+from framepipe.artifacts.in_use import hold_exclusive, try_exclusive
 from framepipe.artifacts.layout import MODEL_TYPE_FILE, WEIGHTS_FILE_NAMES
 from framepipe.artifacts.locking import LOCKS_FOLDER, lock_path, model_lock, try_model_lock
 from framepipe.artifacts.manifest import JOURNAL_NAME, Manifest, now_iso, read_manifest, write_manifest
 from framepipe.artifacts.model_id import ModelRef, model_folder, parse_model_id
 from framepipe.artifacts.settings import DEFAULT_LOCK_TIMEOUT_S
-from framepipe.errors import FramepipeError, ModelArtifactError, ModelCacheLockTimeout, ModelNotFoundError
+from framepipe.errors import (
+    FramepipeError,
+    ModelArtifactError,
+    ModelCacheError,
+    ModelCacheLockTimeout,
+    ModelNotFoundError,
+)
 
 logger = logging.getLogger("framepipe.artifacts")
 
@@ -147,7 +155,7 @@ def verify_hashes(folder: Path, manifest: Manifest) -> list[str]:
     return bad
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]{1,15}(?:\.[0-9]{1,9})?)\s*([kmgt]?)(i?b?)\s*", re.IGNORECASE)
 
 
 def parse_size(text: str) -> int:
@@ -159,7 +167,7 @@ def parse_size(text: str) -> int:
         >>> parse_size("2G"), parse_size("2GB"), parse_size("512")
         (2147483648, 2000000000, 512)
     """
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValueError(f"size {text!r} is not a number with an optional K/M/G/T suffix (e.g. 500M, 2G)")
     number, unit, tail = float(match.group(1)), match.group(2).lower(), match.group(3).lower()
@@ -183,6 +191,9 @@ class CacheEntry:
     state: CacheState
     detail: str = ""
     verified_at: str | None = None
+    registry_sha256: bool = True
+    """False when the registry announced no sha256 for a downloaded file (Roboflow's case): the
+    manifest's hashes were taken on arrival and prove the files unchanged since, no more."""
 
 
 @dataclass(frozen=True)
@@ -196,10 +207,16 @@ class PruneResult:
 
 
 def _folder_size(folder: Path) -> int:
+    """The bytes of the files in ``folder``; files (or the folder) removed meanwhile count 0."""
     total = 0
-    for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False):
-            total += entry.stat(follow_symlinks=False).st_size
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
     return total
 
 
@@ -233,10 +250,10 @@ class ModelCache:
         refs: list[ModelRef] = []
         if not self.root.is_dir():
             return refs
-        for dataset in sorted(self.root.iterdir()):
+        for dataset in sorted(_listing(self.root)):
             if not dataset.is_dir() or dataset.name == LOCKS_FOLDER:
                 continue
-            for version in sorted(dataset.iterdir()):
+            for version in sorted(_listing(dataset)):
                 if not version.is_dir():
                     continue
                 try:
@@ -251,8 +268,12 @@ class ModelCache:
             return lock_path(self.root, ref).stat().st_mtime
         except OSError:
             pass
-        folder = self.folder(ref)
-        times = [e.stat().st_mtime for e in os.scandir(folder) if e.is_file()] if folder.is_dir() else []
+        times = []
+        with contextlib.suppress(OSError):  # the folder may go while it is looked at
+            for entry in os.scandir(self.folder(ref)):
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        times.append(entry.stat().st_mtime)
         return max(times, default=0.0)
 
     def entry(self, ref: ModelRef) -> CacheEntry:
@@ -267,6 +288,8 @@ class ModelCache:
             state=inspection.state,
             detail=inspection.detail,
             verified_at=inspection.manifest.verified_at if inspection.manifest else None,
+            registry_sha256=not inspection.manifest
+            or all(r.announced is None or "sha256" in r.announced for r in inspection.manifest.files.values()),
         )
 
     def entries(self) -> list[CacheEntry]:
@@ -284,7 +307,7 @@ class ModelCache:
         """
         ref = model_id if isinstance(model_id, ModelRef) else parse_model_id(model_id)
         folder = self.folder(ref)
-        with model_lock(self.root, ref, self.lock_timeout_s, folder):
+        with self._writing(ref, "cache verify"), model_lock(self.root, ref, self.lock_timeout_s, folder):
             inspection = inspect_folder(folder)
             manifest = inspection.manifest
             if manifest is not None and inspection.state in (CacheState.COMPLETE, CacheState.CORRUPT):
@@ -299,6 +322,21 @@ class ModelCache:
             raise ModelNotFoundError(f"model {ref.model_id!r} is not in the cache ({folder} does not exist)")
         return self.entry(ref)
 
+    @contextlib.contextmanager
+    def _writing(self, ref: ModelRef, what: str) -> Iterator[None]:
+        """Turn the ``OSError`` of a cache that cannot be written (read-only, baked into an image,
+        ``_file_locks`` not a folder) into a ``ModelCacheError`` that says so."""
+        try:
+            yield
+        except (ModelCacheLockTimeout, ModelCacheError):
+            raise
+        except OSError as error:
+            raise ModelCacheError(
+                f"{what} cannot lock or write model {ref.model_id!r} in {self.root} ({error.strerror or error}, "
+                f"under {self.root / LOCKS_FOLDER}): it needs the cache to be writable; a read-only cache can only "
+                "be read (framepipe cache list)"
+            ) from None
+
     def remove(self, model_id: str | ModelRef, timeout_s: float = 10.0) -> Path:
         """Delete a model's folder, waiting up to ``timeout_s`` for a load of it to finish."""
         ref = model_id if isinstance(model_id, ModelRef) else parse_model_id(model_id)
@@ -306,11 +344,17 @@ class ModelCache:
         if not folder.exists():
             raise ModelNotFoundError(f"model {ref.model_id!r} is not in the cache ({folder} does not exist)")
         try:
-            with model_lock(self.root, ref, timeout_s, folder):
-                shutil.rmtree(folder)
+            with self._writing(ref, "cache rm"):
+                in_use = hold_exclusive(self.root, ref, timeout_s)  # first, in the order loads take them
+            try:
+                with self._writing(ref, "cache rm"), model_lock(self.root, ref, timeout_s, folder):
+                    shutil.rmtree(folder, ignore_errors=True)
+            finally:
+                in_use.release()
         except ModelCacheLockTimeout:
             raise ModelCacheLockTimeout(
-                f"model {ref.model_id!r} is being loaded or downloaded by another process; try again when it is done"
+                f"model {ref.model_id!r} is in use (being loaded or downloaded, or loaded by a running process); "
+                "try again when it is done"
             ) from None
         _remove_empty(folder.parent)
         return folder
@@ -329,18 +373,31 @@ class ModelCache:
             if total <= max_bytes:
                 break
             ref = parse_model_id(entry.model_id)
-            lock = try_model_lock(self.root, ref)
-            if lock is None:
+            with self._writing(ref, "cache prune"):
+                in_use = try_exclusive(self.root, ref)  # nobody is reading the folder
+                lock = try_model_lock(self.root, ref) if in_use is not None else None  # nor writing it
+            if in_use is None or lock is None:
+                if in_use is not None:
+                    in_use.release()
                 skipped.append(entry)
                 continue
             try:
                 shutil.rmtree(entry.folder, ignore_errors=True)
             finally:
                 lock.release()
+                in_use.release()
             _remove_empty(entry.folder.parent)
             total -= entry.size
             removed.append(entry)
         return PruneResult(removed, skipped, before, total)
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The entries of ``folder``; none when it went away meanwhile."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _remove_empty(folder: Path) -> None:

@@ -6,6 +6,7 @@ Example::
     framepipe cache list
     framepipe cache verify
     framepipe cache prune --max-size 2G
+    framepipe cache doctor --fix
     framepipe registry add runs/best.onnx --id doorbell/2 --root registry
     framepipe registry serve --root registry --port 9001 --api-key team-secret
 """
@@ -22,6 +23,7 @@ from framepipe.artifacts.fetch import fetch_model
 from framepipe.artifacts.model_id import parse_model_id
 from framepipe.artifacts.resolve import bundled_folder
 from framepipe.artifacts.settings import RegistrySettings
+from framepipe.errors import FramepipeError, ModelCacheError
 
 REGISTRY_KEYS_ENV = "FRAMEPIPE_REGISTRY_API_KEYS"
 
@@ -52,6 +54,8 @@ def _cache_list(args: argparse.Namespace) -> int:
     for e in entries:
         if e.state is CacheState.COMPLETE:
             verified = f"yes ({e.verified_at})" if e.verified_at else "yes"
+            if not e.registry_sha256:
+                verified = f"unchanged since download ({e.verified_at}; the registry announced no sha256)"
         elif e.state is CacheState.FOREIGN:
             verified = "no manifest (written by another tool)"
         else:
@@ -100,12 +104,41 @@ def _cache_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_doctor(args: argparse.Namespace) -> int:
+    from framepipe.artifacts.doctor import diagnose, fix
+
+    cache = ModelCache(args.cache_dir)
+    findings = diagnose(cache)
+    if not findings:
+        print(f"no problems in {cache.root}")
+        return 0
+    if not args.fix:
+        for finding in findings:
+            print(finding)
+        fixable = sum(f.repair is not None for f in findings)
+        print(f"{len(findings)} problem(s) in {cache.root}; run `framepipe cache doctor --fix` to fix {fixable}")
+        return 1
+    fixed, left = fix(cache, findings)
+    for finding in fixed:
+        print(f"fixed {finding.path}: {finding.problem} ({finding.action})")
+    for finding in left:
+        reason = "in use right now; try again later" if finding.repair is not None else "fix it by hand"
+        print(f"left {finding.path}: {finding.problem} ({reason})")
+    return 1 if left else 0
+
+
 def _registry_serve(args: argparse.Namespace) -> int:
-    from framepipe.artifacts.registry_server import RegistryServer
+    try:  # the server extra (FastAPI, uvicorn) is optional
+        from framepipe.server.registry import RegistryServer
+    except ImportError as error:
+        raise FramepipeError(f"framepipe registry serve needs the server extra: {error}") from None
 
     keys = list(args.api_key or [])
     keys += [k.strip() for k in os.environ.get(REGISTRY_KEYS_ENV, "").split(",") if k.strip()]
-    server = RegistryServer(args.root, host=args.host, port=args.port, api_keys=keys)
+    try:
+        server = RegistryServer(args.root, host=args.host, port=args.port, api_keys=keys, public_url=args.public_url)
+    except OSError as error:
+        raise ModelCacheError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     note = f"{len(keys)} API key(s)" if keys else "no API key needed"
     print(f"serving {server.root} at {server.url} ({note}); clients: API_BASE_URL={server.url}", flush=True)
     try:
@@ -113,12 +146,12 @@ def _registry_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        server.httpd.server_close()
+        server.stop()
     return 0
 
 
 def _registry_add(args: argparse.Namespace) -> int:
-    from framepipe.artifacts.registry_server import add_model
+    from framepipe.artifacts.registry_folder import add_model
 
     folder = add_model(
         args.root, args.source, args.id, task_type=args.task, model_type=args.model_type, overwrite=args.force
@@ -150,7 +183,7 @@ def add_commands(commands: Any) -> None:
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     fetch.set_defaults(handler=_fetch)
 
-    cache = commands.add_parser("cache", help="list, verify, remove and prune cached models")
+    cache = commands.add_parser("cache", help="list, verify, remove, prune and check cached models")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     listing = cache_commands.add_parser("list", help="cached models: id, size, last used, verified")
     listing.add_argument("--cache-dir", help=cache_help)
@@ -172,6 +205,17 @@ def add_commands(commands: Any) -> None:
     prune.add_argument("--cache-dir", help=cache_help)
     prune.set_defaults(handler=_cache_prune)
 
+    doctor = cache_commands.add_parser(
+        "doctor",
+        help="check a (shared) cache: symlinks, other users' folders, leftovers, damaged manifests",
+        description="Check the cache folder for symlinks (in _file_locks and model folders), folders owned by "
+        "another user that others may write to, leftovers of interrupted downloads and damaged manifests; say "
+        "what --fix would do. Exit status 1 while problems remain.",
+    )
+    doctor.add_argument("--fix", action="store_true", help="fix what can be fixed (never a model in use)")
+    doctor.add_argument("--cache-dir", help=cache_help)
+    doctor.set_defaults(handler=_cache_doctor)
+
     registry = commands.add_parser("registry", help="serve models from a folder with Roboflow's download API")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True)
     serve = registry_commands.add_parser(
@@ -185,6 +229,9 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=9001, help="port (default 9001; 0 picks a free one)")
     serve.add_argument("--api-key", action="append", help="accept this API key (repeatable; none: no key needed)")
+    serve.add_argument(
+        "--public-url", help="base of the file URLs handed to clients (default http://HOST:PORT as bound)"
+    )
     serve.set_defaults(handler=_registry_serve)
     add = registry_commands.add_parser("add", help="copy a model folder or .onnx file into a registry folder")
     add.add_argument("source", metavar="DIR_OR_ONNX")

@@ -20,14 +20,16 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import requests
 
-from framepipe.artifacts.redact import redact_url
 from framepipe.artifacts.roboflow_api import RemoteFile
+from framepipe.artifacts.safe_files import open_append, open_new, open_read, resumable
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import (
     RetryableError,
@@ -36,11 +38,20 @@ from framepipe.artifacts.transport import (
     translate_request_error,
     with_retries,
 )
-from framepipe.errors import ModelIntegrityError, RegistryConnectionError
+from framepipe.artifacts.urls import public_url
+from framepipe.errors import (
+    FramepipeError,
+    MalformedRegistryResponseError,
+    ModelCacheError,
+    ModelIntegrityError,
+    RegistryConnectionError,
+)
 
 logger = logging.getLogger("framepipe.artifacts")
+E = TypeVar("E", bound=FramepipeError)
 CHUNK = 64 * 1024
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)")
 
 Progress = Callable[[int, "int | None"], None]
 """Called with (bytes so far, total bytes or None) as a download advances."""
@@ -59,7 +70,7 @@ class Downloaded:
 
 def _hash_prefix(path: Path, length: int) -> hashlib._Hash:  # the type of hashlib.sha256()
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_read(path) as f:
         remaining = length
         while remaining:
             chunk = f.read(min(CHUNK * 4, remaining))
@@ -72,11 +83,39 @@ def _hash_prefix(path: Path, length: int) -> hashlib._Hash:  # the type of hashl
 
 def _total_from(response: requests.Response, offset: int) -> int | None:
     if response.status_code == 206:
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match and match.group(3) != "*":
             return int(match.group(3))
-    length = response.headers.get("Content-Length")
-    return offset + int(length) if length and length.isdigit() else None
+    length = response.headers.get("Content-Length", "").strip()
+    return offset + int(length) if _DIGITS.fullmatch(length) else None
+
+
+def _refuse(error: E, part: Path) -> E:
+    """``error``, after deleting what arrived: these answers are never resumed."""
+    part.unlink(missing_ok=True)
+    return error
+
+
+def _write(f: BinaryIO, chunk: bytes, part: Path) -> None:
+    try:
+        f.write(chunk)
+    except OSError as error:
+        raise ModelCacheError(
+            f"cannot write {part} ({error.strerror or error}): free some space in {part.parent.parent.parent} or set "
+            "MODEL_CACHE_DIR to a folder with room; what arrived so far is kept for the next attempt"
+        ) from None
+
+
+def _check_space(part: Path, needed: int, what: str) -> None:
+    try:
+        free = shutil.disk_usage(part.parent).free
+    except OSError:
+        return
+    if needed > free:
+        raise ModelCacheError(
+            f"{what} needs {needed} more bytes but {part.parent} has {free} free: free some space or set "
+            "MODEL_CACHE_DIR to a folder with room"
+        )
 
 
 def download_file(
@@ -100,15 +139,17 @@ def download_file(
     stopped. A file whose size or sha256 differs from what the registry announced is deleted and
     ``ModelIntegrityError`` raised (not retried: the registry would send the same bytes again).
     """
-    safe_url = redact_url(remote.url)
+    safe_url = public_url(remote.url)
     what = f"{remote.name} of {subject}"
     known_etag = etag
     may_resume = resume
 
     def attempt(number: int) -> Downloaded:
         nonlocal known_etag, may_resume
-        offset = part.stat().st_size if may_resume and part.exists() else 0
-        headers: dict[str, str] = {}
+        offset = part.lstat().st_size if may_resume and resumable(part) else 0
+        # Files are stored byte for byte: a compressed body would be inflated without bound, or
+        # fail every size check (a server that honours gzip sends the compressed length).
+        headers: dict[str, str] = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
             if known_etag:
@@ -133,10 +174,27 @@ def download_file(
                     if is_retryable_status(response.status_code):
                         raise RetryableError(failure)
                     raise failure
+                if not already_whole and response.status_code not in (200, 206):
+                    raise _refuse(
+                        MalformedRegistryResponseError(
+                            f"{safe_url} answered HTTP {response.status_code} for {what} instead of the file (200 or "
+                            "206); nothing was cached"
+                        ),
+                        part,
+                    )
+                encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                if not already_whole and encoding not in ("", "identity"):
+                    raise _refuse(
+                        MalformedRegistryResponseError(
+                            f"{safe_url} sent {what} with Content-Encoding: {encoding} although framepipe asked for "
+                            "the bytes as they are (Accept-Encoding: identity); nothing was cached"
+                        ),
+                        part,
+                    )
                 if already_whole:
                     pass  # every byte arrived before the last attempt ended; only the checks are left
                 elif response.status_code == 206:
-                    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
                     if not match or int(match.group(1)) != offset:
                         part.unlink(missing_ok=True)
                         raise RetryableError(RegistryConnectionError(f"{safe_url} sent the wrong range of {what}"))
@@ -148,23 +206,59 @@ def download_file(
                     if on_etag is not None:
                         on_etag(new_etag)
                 total = _total_from(response, offset)
+                if remote.size is not None and total is not None and total != remote.size:
+                    raise _refuse(
+                        ModelIntegrityError(
+                            f"{safe_url} sends {what} as {total} bytes but the registry announced {remote.size}; "
+                            "nothing was cached. Check the registry's copy of the model"
+                        ),
+                        part,
+                    )
+                limit = remote.size if remote.size is not None else total
+                if limit is None and not already_whole:
+                    raise _refuse(
+                        MalformedRegistryResponseError(
+                            f"{safe_url} sent {what} without a Content-Length and the registry announced no size: a "
+                            "body cut off on the way could not be told from a whole one, so nothing was cached"
+                        ),
+                        part,
+                    )
+                _check_space(part, (limit or 0) - offset, what)
                 digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
                 if offset:
                     logger.info("resuming %s at byte %d of %s", what, offset, total if total is not None else "?")
-                with open(part, "ab" if offset else "wb") as f:
+                overflow = False
+                target = open_append(part) if offset else open_new(part)
+                if target is None:  # swapped for something else since it was checked: start again
+                    may_resume = False
+                    raise RetryableError(RegistryConnectionError(f"{part} changed during the download of {what}"))
+                with target as f:
                     try:
                         for chunk in () if already_whole else response.iter_content(CHUNK):
-                            f.write(chunk)
+                            room = (limit if limit is not None else 0) - offset - received
+                            if len(chunk) > room:
+                                chunk, overflow = chunk[: max(0, room)], True
+                            _write(f, chunk, part)
                             digest.update(chunk)
                             received += len(chunk)
                             if progress is not None:
                                 progress(offset + received, total)
+                            if overflow:
+                                break
                     finally:
                         f.flush()
                         os.fsync(f.fileno())
+                if overflow:
+                    raise _refuse(
+                        ModelIntegrityError(
+                            f"{safe_url} sent more than the announced {limit} bytes of {what}; framepipe stopped "
+                            "reading there and discarded the file: nothing was cached"
+                        ),
+                        part,
+                    )
         except requests.RequestException as error:
             may_resume = True
-            retry = translate_request_error(error, what, remote.url, (settings.api_key or "",))
+            retry = translate_request_error(error, what, remote.url, settings.secrets)
             if total is not None:
                 retry = RetryableError(
                     type(retry.final)(

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from framepipe.artifacts.aliases import is_roboflow_alias, resolve_alias
 from framepipe.artifacts.atomic import fsync_dir, sha256_file, write_synced
 from framepipe.artifacts.cache import CacheState, Inspection, ModelCache, inspect_folder
+from framepipe.artifacts.folder import check_environment, parse_json, write_class_names
 from framepipe.artifacts.layout import (
     CLASS_NAMES_FILE,
     ENVIRONMENT_FILE,
@@ -51,8 +53,10 @@ from framepipe.artifacts.manifest import (
     write_manifest,
 )
 from framepipe.artifacts.model_id import ModelRef, parse_model_id, safe_file_name
-from framepipe.artifacts.redact import redact_url, strip_secrets
+from framepipe.artifacts.onnx_check import onnx_problem
+from framepipe.artifacts.safe_files import open_read, resumable, warn_if_shared
 from framepipe.artifacts.settings import RegistrySettings
+from framepipe.artifacts.urls import public_url, stored_url
 
 if TYPE_CHECKING:  # the network modules (requests, urllib3, ssl) are loaded only to download
     import requests
@@ -62,8 +66,10 @@ if TYPE_CHECKING:  # the network modules (requests, urllib3, ssl) are loaded onl
 
 from framepipe.errors import (
     MalformedRegistryResponseError,
+    ModelArtifactError,
     ModelCacheError,
     ModelCacheLockTimeout,
+    ModelIntegrityError,
     ModelNotFoundError,
     ModelOfflineError,
 )
@@ -135,11 +141,12 @@ def fetch_model(
     folder = cache.folder(ref)
     factory = _tqdm_factory if progress is True else (progress or None)
 
+    warn_if_shared(cache.root)
     with ExitStack() as stack:
         try:
             lock_file = stack.enter_context(model_lock(cache.root, ref, settings.lock_timeout_s, folder))
-        except ModelCacheLockTimeout:
-            raise  # a TimeoutError, hence an OSError: not a read-only cache
+        except (ModelCacheLockTimeout, ModelCacheError):
+            raise  # an OSError too, but not a read-only cache: a timeout, a refused symlink
         except OSError as error:
             # A read-only cache (a baked-in or mounted copy) cannot hold locks; nothing can download
             # into it either, so a complete model is read without one.
@@ -190,8 +197,11 @@ def _fetch_locked(
 def _clear(folder: Path) -> None:
     """Remove framepipe's record and every model file of a damaged folder (nothing else)."""
     for name in (MANIFEST_NAME, JOURNAL_NAME, *MODEL_FILES):
-        (folder / name).unlink(missing_ok=True)
-        part_path(folder / name).unlink(missing_ok=True)
+        for path in (folder / name, part_path(folder / name)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)  # a folder where a file belongs
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _finish_commit(folder: Path, ref: ModelRef) -> bool:
@@ -204,12 +214,17 @@ def _finish_commit(folder: Path, ref: ModelRef) -> bool:
     for name, entry in journal.files.items():
         final, part = folder / name, part_path(folder / name)
         expected = str(entry.get("sha256", ""))
-        if part.exists() and sha256_file(part) == expected:
+        size = entry.get("size")
+        if type(size) is not int or size < 0 or not expected:
+            logger.info("%s: the journal of an interrupted download is incomplete; downloading again", ref.model_id)
+            return False
+        # only files this user's own download left (regular, one link, owned): never a planted link
+        if resumable(part) and sha256_file(part) == expected:
             os.replace(part, final)
-        elif not (final.exists() and sha256_file(final) == expected):
+        elif not (resumable(final) and sha256_file(final) == expected):
             logger.info("%s: %s is not whole after an interrupted download; downloading again", ref.model_id, name)
             return False
-        records[name] = FileRecord(int(entry["size"]), expected, entry.get("url"))
+        records[name] = FileRecord(size, expected, entry.get("url"))
     fsync_dir(folder)
     write_manifest(folder, Manifest(ref.model_id, journal.source, records))
     (folder / JOURNAL_NAME).unlink(missing_ok=True)
@@ -219,17 +234,24 @@ def _finish_commit(folder: Path, ref: ModelRef) -> bool:
 
 
 def _generated_files(model: OrtModel, environment_bytes: bytes, where: str) -> dict[str, bytes]:
+    """The side files made from the ``/ort`` answer, once ``environment.json`` passed the checks the
+    loader makes (so that nothing the loader would refuse is ever called complete)."""
+    subject = f"environment.json of model {model.ref.model_id!r} from {where}"
     try:
-        environment = json.loads(environment_bytes)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MalformedRegistryResponseError(f"environment.json from {where} is not JSON: {error}") from None
+        environment = parse_json(environment_bytes, subject)
+    except ModelArtifactError as error:
+        raise MalformedRegistryResponseError(f"{error}; nothing was cached") from None
     if not isinstance(environment, dict):
-        raise MalformedRegistryResponseError(f"environment.json from {where} is not a JSON object")
+        raise MalformedRegistryResponseError(f"{subject} is not a JSON object; nothing was cached")
+    try:
+        check_environment(environment, subject)
+    except ModelArtifactError as error:
+        raise MalformedRegistryResponseError(f"{error}; nothing was cached") from None
     if model.colors:
         environment["COLORS"] = model.colors
     files = {
         ENVIRONMENT_FILE: json.dumps(environment, indent=4).encode(),
-        CLASS_NAMES_FILE: "\n".join(model.classes).encode(),
+        CLASS_NAMES_FILE: write_class_names(model.classes),
         MODEL_TYPE_FILE: json.dumps(
             {"project_task_type": model.task_type, "model_type": model.model_type, "model_id": model.ref.model_id},
             indent=4,
@@ -250,7 +272,7 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
     session = new_session()
     try:
         model = fetch_ort(session, settings, ref)
-        where = redact_url(settings.api_base_url)
+        where = public_url(settings.api_base_url)
         previous = read_journal(folder)
         journal = Journal(ref.model_id, "download", source=model.source)
         downloads = (model.weights, model.environment)
@@ -271,19 +293,33 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
         results: dict[str, Downloaded] = {}
         for remote in downloads:
             results[remote.name] = _download_one(session, remote, folder, settings, ref, journal, factory)
-        environment_bytes = part_path(folder / ENVIRONMENT_FILE).read_bytes()
+        weights_part = part_path(folder / model.weights.name)
+        problem = onnx_problem(weights_part)
+        if problem is not None:
+            weights_part.unlink(missing_ok=True)
+            raise ModelIntegrityError(
+                f"{model.weights.name} of model {ref.model_id!r} from {where} is not an ONNX model ({problem}): the "
+                "registry sent something else (an error or login page?); it was discarded and nothing was cached"
+            )
+        with open_read(part_path(folder / ENVIRONMENT_FILE)) as f:
+            environment_bytes = f.read()
         generated = _generated_files(model, environment_bytes, where)
         records: dict[str, FileRecord] = {
             model.weights.name: FileRecord(
-                results[model.weights.name].size, results[model.weights.name].sha256, strip_secrets(model.weights.url)
+                results[model.weights.name].size,
+                results[model.weights.name].sha256,
+                stored_url(model.weights.url),
+                _announced(model.weights),
             )
         }
         for name, data in generated.items():
             write_synced(part_path(folder / name), data)
+            downloaded = name == ENVIRONMENT_FILE
             records[name] = FileRecord(
                 len(data),
                 _sha256_bytes(data),
-                strip_secrets(model.environment.url) if name == ENVIRONMENT_FILE else None,
+                stored_url(model.environment.url) if downloaded else None,
+                _announced(model.environment) if downloaded else None,
             )
         journal.phase = "commit"
         journal.files = {name: record.to_json() for name, record in records.items()}
@@ -298,9 +334,18 @@ def _download(ref: ModelRef, folder: Path, settings: RegistrySettings, factory: 
         (folder / JOURNAL_NAME).unlink(missing_ok=True)
         fsync_dir(folder)
         size = sum(r.size for r in records.values())
-        logger.info("downloaded %s from %s (%d bytes, verified) into %s", ref.model_id, where, size, folder)
+        checked = (
+            "checked against the sha256 the registry announced"
+            if model.weights.sha256
+            else "the registry announced no sha256 (none announced): checked for length and ONNX form only"
+        )
+        logger.info("downloaded %s from %s (%d bytes, %s) into %s", ref.model_id, where, size, checked, folder)
     finally:
         session.close()
+
+
+def _announced(remote: RemoteFile) -> tuple[str, ...]:
+    return tuple(name for name, value in (("sha256", remote.sha256), ("size", remote.size)) if value is not None)
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -41,6 +41,15 @@ class ModelArtifacts:
     class_names: list[str] | None = None
     model_type: dict[str, Any] | None = None
     is_stub: bool = False
+    lease: Any = field(default=None, repr=False, compare=False)
+    """For a model read from the cache: its in-use lock (``framepipe.artifacts.in_use``), held
+    while these artifacts live so that ``cache rm`` / ``cache prune`` cannot delete the files
+    before ONNX Runtime has opened them. ``release()`` lets it go early."""
+
+    def release(self) -> None:
+        """Let other processes remove the model's files (call once its session is open)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 def weights_in(folder: Path) -> Path | None:
@@ -51,34 +60,59 @@ def weights_in(folder: Path) -> Path | None:
     return None
 
 
+MAX_JSON_BYTES = 16 << 20
+"""Side files (``environment.json``, ``model_type.json``) larger than this are taken for damage."""
+
+
+def parse_json(data: bytes | str, where: object) -> Any:
+    """``data`` parsed as JSON; ``ModelArtifactError`` naming ``where`` for anything that is not
+    (bad UTF-8, bad syntax, nesting too deep for the parser, numbers with thousands of digits)."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text)
+    except UnicodeDecodeError as error:
+        raise ModelArtifactError(f"{where} is not UTF-8 text: {error}") from None
+    except RecursionError:
+        raise ModelArtifactError(f"{where} is not valid JSON: nested too deeply to read") from None
+    except ValueError as error:  # JSONDecodeError, and ints beyond sys.get_int_max_str_digits()
+        raise ModelArtifactError(f"{where} is not valid JSON: {error}") from None
+
+
 def _read_json(path: Path) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise ModelArtifactError(f"{path} is not valid JSON: {error}") from error
-    except UnicodeDecodeError as error:
-        raise ModelArtifactError(f"{path} is not UTF-8 text: {error}") from error
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except OSError as error:
+        raise ModelArtifactError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ModelArtifactError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB: not a model side file")
+    return parse_json(data, path)
+
+
+def check_environment(environment: Any, where: object) -> dict[str, Any]:
+    """The checks ``read_environment`` makes, on an already parsed object (``ModelArtifactError``)."""
+    if not isinstance(environment, dict):
+        raise ModelArtifactError(f"{where}: expected a JSON object, got {type(environment).__name__}")
+    preprocessing = environment.get("PREPROCESSING", {})
+    if isinstance(preprocessing, str):
+        try:
+            preprocessing = parse_json(preprocessing, "field PREPROCESSING")
+        except ModelArtifactError as error:
+            raise ModelArtifactError(f"{where}: {error}") from None
+    if not isinstance(preprocessing, dict):
+        raise ModelArtifactError(f"{where}: field PREPROCESSING must be an object, got {type(preprocessing).__name__}")
+    for key in ("CLASS_MAP", "COLORS"):
+        if key in environment and not isinstance(environment[key], dict):
+            raise ModelArtifactError(f"{where}: field {key} must be an object, got {type(environment[key]).__name__}")
+    if isinstance(environment.get("CLASS_MAP"), dict):
+        class_names_from_map(environment["CLASS_MAP"], where)
+    return {**environment, "PREPROCESSING": preprocessing}
 
 
 def read_environment(path: Path) -> dict[str, Any]:
     """Parse ``environment.json``; ``PREPROCESSING`` may be a dict or a JSON string (as Roboflow
     writes it) and comes back as a dict."""
-    environment = _read_json(path)
-    if not isinstance(environment, dict):
-        raise ModelArtifactError(f"{path}: expected a JSON object, got {type(environment).__name__}")
-    preprocessing = environment.get("PREPROCESSING", {})
-    if isinstance(preprocessing, str):
-        try:
-            preprocessing = json.loads(preprocessing)
-        except json.JSONDecodeError as error:
-            raise ModelArtifactError(f"{path}: field PREPROCESSING is a string but not valid JSON: {error}") from error
-    if not isinstance(preprocessing, dict):
-        raise ModelArtifactError(f"{path}: field PREPROCESSING must be an object, got {type(preprocessing).__name__}")
-    for key in ("CLASS_MAP", "COLORS"):
-        if key in environment and not isinstance(environment[key], dict):
-            raise ModelArtifactError(f"{path}: field {key} must be an object, got {type(environment[key]).__name__}")
-    return {**environment, "PREPROCESSING": preprocessing}
+    return check_environment(_read_json(path), path)
 
 
 def read_model_type(path: Path) -> dict[str, Any]:
@@ -92,13 +126,72 @@ def read_model_type(path: Path) -> dict[str, Any]:
     return model_type
 
 
+MAX_CLASSES = 100_000
+"""More class ids than this in ``CLASS_MAP`` is taken for a broken (or hostile) file."""
+
+
+def control_character(text: str) -> str | None:
+    r"""The first control character (C0 but tab, DEL, C1: line breaks, terminal escapes) in ``text``, else ``None``.
+
+    Example:
+        >>> control_character("person"), control_character("\x1b[31mred")
+        (None, '\x1b')
+    """
+    return next((c for c in text if (ord(c) < 0x20 and c != "\t") or 0x7F <= ord(c) < 0xA0), None)
+
+
 def read_class_names(path: Path) -> list[str]:
-    """One class name per line; trailing blank lines are ignored."""
-    with open(path, encoding="utf-8") as f:
-        names = [line.rstrip("\r\n") for line in f]
-    while names and not names[-1].strip():
-        names.pop()
+    r"""One class name per line, exactly as written (blanks kept); a final line break ends the last
+    name rather than starting an empty one. Control characters are refused.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "class_names.txt"
+        >>> _ = path.write_text("person \ncar\n")
+        >>> read_class_names(path)
+        ['person ', 'car']
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelArtifactError(f"{path} is not UTF-8 text ({error}); download the model again") from None
+    if text.endswith("\n"):
+        text = text[:-1]
+    names = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")] if text else []
+    for number, name in enumerate(names, 1):
+        bad = control_character(name)
+        if bad is not None:
+            raise ModelArtifactError(f"{path}: class name on line {number} holds the control character {bad!r}")
     return names
+
+
+def write_class_names(names: list[str]) -> bytes:
+    """The bytes of ``class_names.txt`` for ``names``: one per line, each ended by a line break (so
+    that an empty last name survives ``read_class_names``)."""
+    return "".join(f"{name}\n" for name in names).encode("utf-8")
+
+
+def class_names_from_map(class_map: dict[str, Any], where: object) -> list[str]:
+    """``CLASS_MAP`` (``{"0": "cat", "3": "dog"}``) as a list indexed by class id; ids with no
+    name get ``class_<id>`` so that the others keep their numbers.
+
+    Example:
+        >>> class_names_from_map({"0": "cat", "2": "dog"}, "environment.json")
+        ['cat', 'class_1', 'dog']
+    """
+    ids: dict[int, str] = {}
+    for key, name in class_map.items():
+        if not isinstance(key, str) or not key.isascii() or not key.isdigit() or len(key) > 6:
+            raise ModelArtifactError(f"{where}: CLASS_MAP key {key[:20]!r} is not a class id (0 to {MAX_CLASSES - 1})")
+        number = int(key)
+        if number >= MAX_CLASSES:
+            raise ModelArtifactError(f"{where}: CLASS_MAP key {key!r} is not a class id (0 to {MAX_CLASSES - 1})")
+        text = str(name)
+        bad = control_character(text)
+        if bad is not None:
+            raise ModelArtifactError(f"{where}: CLASS_MAP name of class {number} holds the control character {bad!r}")
+        ids[number] = text
+    return [ids.get(i, f"class_{i}") for i in range(max(ids) + 1)] if ids else []
 
 
 def load_folder(folder: Path, model_id: str, weights: Path | None = None) -> ModelArtifacts:
@@ -109,10 +202,6 @@ def load_folder(folder: Path, model_id: str, weights: Path | None = None) -> Mod
     environment = read_environment(folder / "environment.json") if (folder / "environment.json").is_file() else {}
     class_names = read_class_names(folder / "class_names.txt") if (folder / "class_names.txt").is_file() else None
     if class_names is None and "CLASS_MAP" in environment:
-        class_map = environment["CLASS_MAP"]
-        try:
-            class_names = [str(class_map[k]) for k in sorted(class_map, key=int)]
-        except ValueError as error:
-            raise ModelArtifactError(f"{folder / 'environment.json'}: CLASS_MAP keys must be class ids") from error
+        class_names = class_names_from_map(environment["CLASS_MAP"], str(folder / "environment.json"))
     model_type = read_model_type(folder / "model_type.json") if (folder / "model_type.json").is_file() else None
     return ModelArtifacts(model_id, weights, folder, environment, class_names, model_type)

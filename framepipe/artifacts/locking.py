@@ -30,6 +30,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from framepipe.artifacts.model_id import ModelRef
+from framepipe.artifacts.safe_files import real_folder
 from framepipe.errors import ModelCacheLockTimeout
 
 LOCKS_FOLDER = "_file_locks"
@@ -42,6 +43,20 @@ _thread_locks: dict[str, threading.Lock] = {}
 def lock_path(cache_dir: Path, ref: ModelRef) -> Path:
     """Where the lock file of ``ref`` lives."""
     return cache_dir / LOCKS_FOLDER / ref.dataset_id / f"{ref.version_id}.lock"
+
+
+def _prepare(cache_dir: Path, ref: ModelRef) -> Path:
+    """The lock file's path, its folders made (real folders, never symlinks) and any link planted
+    at its name removed (a lock file holds nothing: it is made anew)."""
+    path = lock_path(cache_dir, ref)
+    if not cache_dir.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    real_folder(cache_dir / LOCKS_FOLDER, "lock folder")
+    real_folder(path.parent, "lock folder")
+    if path.is_symlink():
+        logger.warning("removed a symlink planted at the lock file %s (to %s)", path, os.readlink(path))
+        path.unlink(missing_ok=True)
+    return path
 
 
 def _thread_lock(key: str) -> threading.Lock:
@@ -85,8 +100,7 @@ def model_lock(cache_dir: Path, ref: ModelRef, timeout_s: float, folder: Path | 
 
     ``folder`` (default: the model's folder) is watched for progress while waiting.
     """
-    path = lock_path(cache_dir, ref)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _prepare(cache_dir, ref)
     folder = folder if folder is not None else cache_dir / ref.dataset_id / ref.version_id
     thread_lock = _thread_lock(str(path.resolve()))
     _wait(lambda s: thread_lock.acquire(timeout=s), timeout_s, folder, ref.model_id)
@@ -114,8 +128,7 @@ def try_model_lock(cache_dir: Path, ref: ModelRef) -> FileLock | None:
 
     Used by ``cache rm`` and ``cache prune`` never to remove a model that is being loaded.
     """
-    path = lock_path(cache_dir, ref)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _prepare(cache_dir, ref)
     thread_lock = _thread_lock(str(path.resolve()))
     if not thread_lock.acquire(blocking=False):
         return None

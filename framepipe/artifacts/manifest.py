@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from framepipe.artifacts.atomic import write_atomic
+from framepipe.artifacts.folder import parse_json
 from framepipe.artifacts.model_id import safe_file_name
-from framepipe.errors import ModelIntegrityError
+from framepipe.errors import ModelArtifactError, ModelIntegrityError
 
 MANIFEST_NAME = ".framepipe.json"
 JOURNAL_NAME = ".framepipe.download.json"
 FORMAT = 1
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 def now_iso() -> str:
@@ -44,11 +46,17 @@ class FileRecord:
     size: int
     sha256: str
     url: str | None = None
+    announced: tuple[str, ...] | None = None
+    """What the registry announced and the file was checked against (``sha256``, ``size``);
+    ``()`` when it announced nothing (the sha256 was then taken from the bytes as they arrived),
+    ``None`` for files framepipe made itself."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"size": self.size, "sha256": self.sha256}
         if self.url:
             data["url"] = self.url
+        if self.announced is not None:
+            data["announced"] = list(self.announced)
         return data
 
 
@@ -81,7 +89,10 @@ class Manifest:
         try:
             files = {
                 safe_file_name(name, f"file in {where}"): FileRecord(
-                    int(record["size"]), str(record["sha256"]), record.get("url")
+                    _count(record["size"]),
+                    str(record["sha256"]),
+                    record.get("url"),
+                    tuple(str(a) for a in record["announced"]) if isinstance(record.get("announced"), list) else None,
                 )
                 for name, record in data["files"].items()
             }
@@ -99,17 +110,28 @@ class Manifest:
             ) from None
 
 
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{str(value)[:20]!r} is not a byte count")
+    return value
+
+
 def read_manifest(folder: Path) -> Manifest | None:
     """The manifest in ``folder``, ``None`` when there is none, ``ModelIntegrityError`` when unreadable."""
     path = folder / MANIFEST_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         return None
+    except OSError as error:  # a folder in its place, an unreadable file
+        raise ModelIntegrityError(f"{path} cannot be read ({error.strerror or error})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ModelIntegrityError(f"{path} is larger than any framepipe manifest")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ModelIntegrityError(f"{path} is not valid JSON ({error})") from None
+        data = parse_json(raw, path)
+    except ModelArtifactError as error:
+        raise ModelIntegrityError(str(error)) from None
     return Manifest.from_json(data, str(path))
 
 
@@ -150,7 +172,8 @@ def read_journal(folder: Path) -> Journal | None:
     atomic write cannot cause one, but a disk error can) reads as an empty one."""
     path = folder / JOURNAL_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            data = parse_json(f.read(MAX_MANIFEST_BYTES), path)
         files = data.get("files", {})
         for name in files:
             safe_file_name(name, f"file in {path}")
@@ -163,7 +186,7 @@ def read_journal(folder: Path) -> Journal | None:
         )
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, AttributeError, ModelIntegrityError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ModelArtifactError):
         return Journal(model_id="", phase="download")
 
 

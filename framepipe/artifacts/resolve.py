@@ -23,10 +23,11 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from framepipe.artifacts.aliases import resolve_alias
-from framepipe.artifacts.cache import default_cache_dir
+from framepipe.artifacts.cache import ModelCache, default_cache_dir
 from framepipe.artifacts.fetch import fetch_model
 from framepipe.artifacts.folder import (
     ModelArtifacts,
@@ -36,10 +37,11 @@ from framepipe.artifacts.folder import (
     read_model_type,
     weights_in,
 )
+from framepipe.artifacts.in_use import hold_shared
 from framepipe.artifacts.layout import WEIGHTS_FILE_NAMES
 from framepipe.artifacts.model_id import ModelRef, parse_model_id
 from framepipe.artifacts.stub import STUB_VERSION_ID, stub_artifacts
-from framepipe.errors import ModelNotFoundError
+from framepipe.errors import ModelCacheError, ModelCacheLockTimeout, ModelNotFoundError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
@@ -78,13 +80,14 @@ def bundled_folder(ref: ModelRef) -> Path | None:
 
 
 def _looks_like_path(model_id: str) -> bool:
-    return (
-        model_id.lower().endswith(".onnx")
-        or model_id.startswith(("/", "./", "../", "~", "\\"))
-        or model_id.count("/") > 1
-        or "\\" in model_id
-        or os.path.exists(model_id)
-    )
+    """Paths must look like paths: ``dataset/version`` always means a registry model, even when a
+    folder of that name exists in the working directory (write ``./coco/3`` to load that folder).
+    A bare name (no ``/``) that is no alias may name an existing folder or file."""
+    if model_id.lower().endswith(".onnx") or model_id.startswith(("/", "./", "../", "~", "\\", ".\\")):
+        return True
+    if model_id.count("/") > 1 or "\\" in model_id or (os.altsep is not None and os.sep in model_id):
+        return True
+    return "/" not in model_id and resolve_alias(model_id) == model_id and os.path.exists(model_id)
 
 
 def resolve_model(
@@ -117,5 +120,17 @@ def resolve_model(
     bundled = bundled_folder(ref)
     if bundled is not None:
         return load_folder(bundled, ref.model_id)
-    result = fetch_model(ref if target == model_id else model_id, api_key=api_key, cache_dir=cache_dir)
-    return load_folder(result.folder, ref.model_id)
+    cache = ModelCache(cache_dir)
+    try:  # held from before the folder is read until the artifacts are dropped (or released)
+        lease = hold_shared(cache.root, ref, cache.lock_timeout_s)
+    except (ModelCacheError, ModelCacheLockTimeout):
+        raise
+    except OSError:
+        lease = None  # a cache that cannot be written cannot be pruned either
+    try:
+        result = fetch_model(ref if target == model_id else model_id, api_key=api_key, cache_dir=cache_dir)
+        return replace(load_folder(result.folder, ref.model_id), lease=lease)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise

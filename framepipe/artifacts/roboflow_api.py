@@ -25,6 +25,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+from framepipe.artifacts.folder import control_character, parse_json
 from framepipe.artifacts.layout import (
     ENVIRONMENT_FILE,
     MODEL_TYPE_DEFAULTS,
@@ -32,19 +33,22 @@ from framepipe.artifacts.layout import (
     weights_file_for,
 )
 from framepipe.artifacts.model_id import ModelRef, safe_file_name
-from framepipe.artifacts.redact import redact_url, strip_secrets
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.artifacts.transport import (
     RetryableError,
     error_for_status,
     is_retryable_status,
+    read_bounded,
     translate_request_error,
     with_retries,
 )
-from framepipe.errors import MalformedRegistryResponseError, UnsafePathError
+from framepipe.artifacts.urls import public_url, stored_url
+from framepipe.errors import MalformedRegistryResponseError, ModelArtifactError, UnsafePathError
 
 logger = logging.getLogger("framepipe.artifacts")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_ORT_BYTES = 8 << 20
+"""The most an ``/ort`` answer may hold, decoded (Roboflow's are a few KB)."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,13 @@ def parse_ort(data: Any, ref: ModelRef, where: str) -> OrtModel:
     classes = ort.get("classes") or []
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise MalformedRegistryResponseError(f"{where}: ort.classes must be a list of class names")
-    if any("\n" in c or "\r" in c for c in classes):
-        raise MalformedRegistryResponseError(f"{where}: a class name in ort.classes holds a line break")
+    for number, name in enumerate(classes):
+        bad = control_character(name)
+        if bad is not None:
+            raise MalformedRegistryResponseError(
+                f"{where}: class {number} in ort.classes holds the control character {bad!r} (line breaks and "
+                "terminal escapes are refused)"
+            )
     colors = ort.get("colors") or {}
     if not isinstance(colors, dict):
         raise MalformedRegistryResponseError(f"{where}: ort.colors must be an object")
@@ -131,7 +140,7 @@ def parse_ort(data: Any, ref: ModelRef, where: str) -> OrtModel:
 
     def remote(name: str, url: str) -> RemoteFile:
         digest = sha256.get(name)
-        if digest is not None and (not isinstance(digest, str) or not _SHA256.match(digest.lower())):
+        if digest is not None and (not isinstance(digest, str) or not _SHA256.fullmatch(digest.lower())):
             raise MalformedRegistryResponseError(f"{where}: ort.sha256[{name!r}] is not a hex sha256")
         size = sizes.get(name)
         if size is not None and (not isinstance(size, int) or size < 0):
@@ -154,27 +163,32 @@ def fetch_ort(session: requests.Session, settings: RegistrySettings, ref: ModelR
     """Ask the registry for ``ref`` (retrying 5xx, timeouts and broken connections)."""
     url = ort_url(settings, ref)
     subject = f"model {ref.model_id!r}"
-    where = settings.api_base_url
+    where = public_url(settings.api_base_url)
 
     def attempt(number: int) -> OrtModel:
-        logger.debug("GET %s (attempt %d)", redact_url(url), number)
+        logger.debug("GET %s (attempt %d)", public_url(url), number)
         try:
-            response = session.get(url, timeout=(settings.connect_timeout_s, settings.read_timeout_s))
-            body = response.content
+            with session.get(
+                url,
+                headers={"Accept-Encoding": "identity"},
+                stream=True,
+                timeout=(settings.connect_timeout_s, settings.read_timeout_s),
+            ) as response:
+                if response.status_code >= 400:
+                    failure = error_for_status(response.status_code, subject, where)
+                    if is_retryable_status(response.status_code):
+                        raise RetryableError(failure)
+                    raise failure
+                body = read_bounded(response, MAX_ORT_BYTES, f"the request for {subject}", where)
         except requests.RequestException as error:
-            raise translate_request_error(error, subject, url, (settings.api_key or "",)) from None
-        if response.status_code >= 400:
-            failure = error_for_status(response.status_code, subject, where)
-            if is_retryable_status(response.status_code):
-                raise RetryableError(failure)
-            raise failure
+            raise translate_request_error(error, subject, url, settings.secrets) from None
         try:
-            data = response.json() if body else None
-        except ValueError:
+            data = parse_json(body, "the answer") if body else None
+        except ModelArtifactError as error:
             raise MalformedRegistryResponseError(
                 f"{where} answered the request for {subject} with something that is not JSON "
-                f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes)"
+                f"({response.headers.get('Content-Type', 'no content type')}, {len(body)} bytes: {error})"
             ) from None
-        return replace(parse_ort(data, ref, where), source=strip_secrets(url))
+        return replace(parse_ort(data, ref, where), source=stored_url(url))
 
     return with_retries(attempt, settings, f"registry request for {subject}")

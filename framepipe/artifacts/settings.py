@@ -4,10 +4,10 @@ them).
 
 Example:
     >>> from framepipe.artifacts.settings import RegistrySettings
-    >>> settings = RegistrySettings.from_env({"ROBOFLOW_API_KEY": "k", "FRAMEPIPE_OFFLINE": "1"})
+    >>> settings = RegistrySettings.from_env({"ROBOFLOW_API_KEY": "sk-9f2c", "FRAMEPIPE_OFFLINE": "1"})
     >>> settings.offline, settings.api_base_url
     (True, 'https://api.roboflow.com')
-    >>> "k" in repr(settings)
+    >>> "sk-9f2c" in repr(settings)
     False
 """
 
@@ -100,6 +100,14 @@ class RegistrySettings:
             read_timeout_s=_number(env, "FRAMEPIPE_DOWNLOAD_TIMEOUT", 30.0) or 30.0,
             api_base_url_is_default=not base and not suffix,
         )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Everything that must never appear in a message or a log: the API key and any
+        ``user:password`` in ``api_base_url``."""
+        from framepipe.artifacts.urls import url_secrets
+
+        return tuple(s for s in (self.api_key or "", *url_secrets(self.api_base_url)) if s)
 
     def with_api_key(self, api_key: str | None) -> RegistrySettings:
         """These settings with ``api_key`` when one is given (an explicit key beats the environment)."""

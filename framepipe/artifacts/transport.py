@@ -15,16 +15,19 @@ from __future__ import annotations
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable
 from typing import TypeVar
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from framepipe import __version__
 from framepipe.artifacts.redact import install_log_redaction, redact_text
 from framepipe.artifacts.settings import RegistrySettings
 from framepipe.errors import (
+    MalformedRegistryResponseError,
     ModelDownloadError,
     RegistryConnectionError,
     RegistryForbiddenError,
@@ -55,6 +58,43 @@ def new_session() -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = f"framepipe/{__version__}"
     return session
+
+
+def read_bounded(response: requests.Response, limit: int, subject: str, where: str) -> bytes:
+    """The body of a streamed ``response``, decoded (``gzip`` / ``deflate``) by framepipe itself so
+    that no answer can take more than ``limit`` bytes of memory, however well it compresses.
+
+    Raises ``MalformedRegistryResponseError`` for a larger body or an unknown encoding, and
+    ``requests.ConnectionError`` when the connection breaks (the callers retry those).
+    """
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    decoder = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+    elif encoding not in ("", "identity"):
+        raise MalformedRegistryResponseError(f"{where} answered {subject} with Content-Encoding {encoding!r}")
+    body = bytearray()
+    too_large = MalformedRegistryResponseError(
+        f"{where} answered {subject} with a body larger than {limit} bytes; no registry answer is that large"
+    )
+    try:
+        for chunk in response.raw.stream(64 * 1024, decode_content=False):
+            if decoder is None:
+                body += chunk
+            else:
+                piece = chunk
+                while piece and len(body) <= limit:
+                    body += decoder.decompress(piece, limit + 1 - len(body))
+                    piece = decoder.unconsumed_tail
+            if len(body) > limit:
+                raise too_large
+    except zlib.error as error:
+        raise MalformedRegistryResponseError(
+            f"{where} answered {subject} with a broken {encoding} body: {error}"
+        ) from None
+    except Urllib3Error as error:
+        raise requests.ConnectionError(error) from None
+    return bytes(body)
 
 
 def error_for_status(status: int, subject: str, where: str) -> RegistryUnsuccessfulRequestError:
@@ -97,8 +137,11 @@ def translate_request_error(
 ) -> RetryableError:
     """A ``requests`` exception as a retryable framepipe error. The message holds the redacted URL and
     never the exception's own text raw (``requests`` puts full URLs, keys included, in it)."""
+    from framepipe.artifacts.urls import public_url, url_secrets
+
+    secrets = (*secrets, *url_secrets(url))
     detail = redact_text(f"{type(error).__name__}: {error}", secrets)
-    safe_url = redact_text(url, secrets)
+    safe_url = redact_text(public_url(url), secrets)
     if isinstance(error, requests.Timeout) or any(isinstance(arg, ReadTimeoutError) for arg in error.args):
         return RetryableError(RegistryTimeoutError(f"timed out waiting for {safe_url} ({subject}): {detail}"))
     return RetryableError(RegistryConnectionError(f"connection to {safe_url} ({subject}) failed or broke: {detail}"))

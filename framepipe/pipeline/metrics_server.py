@@ -2,7 +2,8 @@
 
 ``/healthz`` answers 200 with ``{"status": "ok", ...}`` while at least one source is up and the
 pipeline runs, and 503 with ``"unhealthy"`` otherwise. It listens on 127.0.0.1 unless told
-otherwise.
+otherwise; connections that stay silent are closed after ``timeout_s`` (see
+``framepipe._internal.http``).
 
 Example:
     >>> from framepipe import InferencePipeline
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from framepipe._internal.http import QuietHandler, SmallHTTPServer
 
 logger = logging.getLogger("framepipe.pipeline")
 
@@ -33,50 +34,39 @@ class MetricsServer:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         port: int = 0,
         host: str = "127.0.0.1",
+        timeout_s: float = 10.0,
     ) -> None:
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, owner._metrics_text().encode("utf-8"), PROMETHEUS_CONTENT_TYPE)
+                    self.send_body(200, PROMETHEUS_CONTENT_TYPE, owner._metrics_text().encode("utf-8"))
                 elif path == "/healthz":
                     healthy, details = owner._health()
                     body = json.dumps({"status": "ok" if healthy else "unhealthy", **details}).encode("utf-8")
-                    self._send(200 if healthy else 503, body, "application/json")
+                    self.send_body(200 if healthy else 503, "application/json", body)
                 else:
-                    self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+                    self.send_body(404, "text/plain", b"not found: try /metrics or /healthz\n")
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("metrics endpoint: " + format, *args)
+            do_HEAD = do_GET
 
         self._metrics_text = metrics_text
         self._health = health
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        address = self._server.server_address
-        self.host, self.port = str(address[0]), int(address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="framepipe-metrics", daemon=True)
+        self._server = SmallHTTPServer(Handler, host, port, name="framepipe-metrics", timeout_s=timeout_s)
+        self.host, self.port = self._server.host, self._server.port
+        self._started = False
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
+        self._started = True
         logger.info("metrics at %s/metrics, health at %s/healthz", self.url, self.url)
 
     def stop(self) -> None:
         """Stop serving and close the socket. Safe to call twice."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(1.0)
-        self._server.server_close()
+        self._server.stop()

@@ -17,11 +17,12 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cv2
 
+from framepipe._internal.http import QuietHandler, SmallHTTPServer
 from framepipe.sources.entities import VideoFrame
 
 logger = logging.getLogger("framepipe.sinks")
@@ -33,7 +34,8 @@ class MJPEGPreviewSink:
     """A sink that renders predictions (``render_boxes``) and serves them as MJPEG over HTTP.
 
     ``port=0`` picks a free port (see ``url``); ``display_size`` (width, height) letterboxes the
-    frames (``None`` keeps their size); ``quality`` is the JPEG quality.
+    frames (``None`` keeps their size); ``quality`` is the JPEG quality; a viewer that sends
+    nothing, or stops reading the stream, for ``timeout_s`` is dropped.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class MJPEGPreviewSink:
         display_statistics: bool = False,
         quality: int = 80,
         title: str = "framepipe preview",
+        timeout_s: float = 10.0,
     ) -> None:
         self.annotator = annotator
         self.display_size = display_size
@@ -59,7 +62,7 @@ class MJPEGPreviewSink:
         self.frames_encoded = 0
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/":
@@ -81,22 +84,12 @@ class MJPEGPreviewSink:
                     self._send(404, "text/plain", b"not found: try /, /stream.mjpg or /frame.jpg\n")
 
             def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(status, content_type, body, {"Cache-Control": "no-store"})
 
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("preview: " + format, *args)
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        address = self._server.server_address
-        self.host, self.port = str(address[0]), int(address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="framepipe-preview", daemon=True)
-        self._thread.start()
+        # silent clients, and viewers that stop reading the stream, are dropped after timeout_s
+        self._server = SmallHTTPServer(Handler, host, port, name="framepipe-preview", timeout_s=timeout_s)
+        self.host, self.port = self._server.host, self._server.port
+        self._server.start()
         logger.info("preview at %s", self.url)
 
     @property
@@ -191,6 +184,4 @@ class MJPEGPreviewSink:
                 return
             self._closed = True
             self._condition.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(2.0)
+        self._server.stop()

@@ -1,0 +1,1 @@
+"""Small helpers shared inside framepipe; not a public API."""
