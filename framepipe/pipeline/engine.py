@@ -21,8 +21,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,22 +31,23 @@ from typing import TYPE_CHECKING, Any
 
 from framepipe.errors import PipelineSinkError, PipelineStateError
 from framepipe.events import EventType
-from framepipe.pipeline.collector import BatchCollector, CollectedFrame
+from framepipe.pipeline.collector import BatchCollector
 from framepipe.pipeline.config import LIVE_BATCH_WINDOW, PipelineConfig, SinkMode
-from framepipe.pipeline.dispatch import END, POLL, Dispatcher
+from framepipe.pipeline.dispatch import Dispatcher
 from framepipe.pipeline.handlers import InferenceHandler
+from framepipe.pipeline.inference_stage import InferenceStage
 from framepipe.pipeline.metrics import MetricsSnapshot, PipelineMetrics, prometheus_text
-from framepipe.pipeline.reorder import ReorderBuffer
 from framepipe.pipeline.sink_queue import SinkQueue
+from framepipe.pipeline.sources import each_source, is_live, open_sources, source_up
 from framepipe.pipeline.tracking import SourceTrackers
 from framepipe.sinks.base import as_sink
-from framepipe.sources.entities import StatusUpdate, UpdateSeverity, VideoFrame
-from framepipe.sources.readers import STREAM_PREFIXES, redact
+from framepipe.sources.entities import StatusUpdate, UpdateSeverity
+from framepipe.sources.readers import redact
 
 if TYPE_CHECKING:
     from framepipe.pipeline.metrics_server import MetricsServer
 
-__all__ = ["PipelineEngine", "PipelineState", "is_live"]
+__all__ = ["PipelineEngine", "PipelineState"]
 
 logger = logging.getLogger("framepipe.pipeline")
 
@@ -60,21 +59,6 @@ class PipelineState(str, Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     ENDED = "ended"
-
-
-def is_live(reference: str | int | os.PathLike[str], realtime: bool = False) -> bool:
-    """Whether a reference is a live source (stream, webcam) or a file played in real time."""
-    if realtime or isinstance(reference, int):
-        return True
-    return os.fspath(reference).lower().startswith(STREAM_PREFIXES)
-
-
-def _source_up(source: Any) -> bool:
-    """Connected and delivering (not ended, not reconnecting, not paused)."""
-    state = getattr(source, "is_producing", None)
-    if callable(state):
-        return bool(state())
-    return bool(source.is_alive)
 
 
 class PipelineEngine:
@@ -114,20 +98,15 @@ class PipelineEngine:
             window=self._window,
             max_batch_size=batching.max_batch_size or len(self._sources),
             stop=self._stop,
-            producing=_source_up,
+            producing=source_up,
             on_end=self._source_ended,
         )
-        self._batches: queue.Queue[Any] = queue.Queue(maxsize=self._workers_count)
-        self._idle_workers = threading.Semaphore(self._workers_count)
         ids = [s.source_id for s in self._sources]
         policies = config.sink_queue.policies(self._live_ids, ids)
         self._new_queue = lambda: SinkQueue(
             config.sink_queue.size, max_bytes=config.sink_queue.max_bytes, policies=policies
         )
         self._results = self._new_queue()
-        self._reorder: ReorderBuffer[Any] = ReorderBuffer()
-        self._reorder_lock = threading.Lock()
-        self._workers_left = self._workers_count
         self._threads: list[threading.Thread] = []
         self._dispatch_thread: threading.Thread | None = None
         self._metrics_server: MetricsServer | None = None
@@ -149,7 +128,19 @@ class PipelineEngine:
             trackers=trackers,
             error_log_interval=config.dispatch.error_log_interval,
         )
-        self.frames_inferred = 0
+        self._stage = InferenceStage(
+            self._collector,
+            on_video_frame,
+            self._results,
+            workers=self._workers_count,
+            live_ids=self._live_ids,
+            max_fps=batching.max_fps,
+            metrics=self.metrics_store,
+            emit=self._emit,
+            fail=self._fail,
+            stop=self._stop,
+            watchdog=watchdog,
+        )
         self.inference_error: BaseException | None = None
         self.sink_error: BaseException | None = None
         if trackers is not None:
@@ -181,6 +172,11 @@ class PipelineEngine:
         return self._dispatcher.errors
 
     @property
+    def frames_inferred(self) -> int:
+        """Frames that went through ``on_video_frame``."""
+        return self._stage.frames_inferred
+
+    @property
     def metrics_url(self) -> str | None:
         """``http://host:port`` of the metrics endpoint while it runs."""
         return self._metrics_server.url if self._metrics_server is not None else None
@@ -201,7 +197,7 @@ class PipelineEngine:
                 )
             self._state = PipelineState.RUNNING
         try:
-            self._open_sources()
+            open_sources(self._sources)
             if self.config.metrics.port is not None:
                 from framepipe.pipeline.metrics_server import MetricsServer  # http.server only when asked
 
@@ -220,11 +216,7 @@ class PipelineEngine:
             self._stop.set()
             raise
         self._emit(EventType.INFERENCE_THREAD_STARTED, UpdateSeverity.INFO)
-        self._threads = [threading.Thread(target=self._collect_loop, name="framepipe-collector")]
-        self._threads += [
-            threading.Thread(target=self._worker_loop, name=f"framepipe-inference-{i}")
-            for i in range(self._workers_count)
-        ]
+        self._threads = self._stage.threads()
         for thread in self._threads:
             thread.start()
         try:
@@ -239,30 +231,6 @@ class PipelineEngine:
         self._dispatch_thread = threading.Thread(target=self._dispatch_loop, name="framepipe-dispatch")
         self._dispatch_thread.start()
 
-    def _open_sources(self) -> None:
-        """Open every source at once: ten cameras that never answer cost one ``open_timeout``."""
-        errors: dict[int, BaseException] = {}
-
-        def open_one(index: int, source: Any) -> None:
-            try:
-                source.start()
-            except BaseException as error:
-                errors[index] = error
-
-        if len(self._sources) == 1:
-            open_one(0, self._sources[0])
-        else:
-            openers = [
-                threading.Thread(target=open_one, args=(i, s), name=f"framepipe-open-{s.source_id}", daemon=True)
-                for i, s in enumerate(self._sources)
-            ]
-            for opener in openers:
-                opener.start()
-            for opener in openers:
-                opener.join()
-        if errors:
-            raise errors[min(errors)]
-
     def terminate(self) -> None:
         """Stop everything soon: sources stop decoding, queued frames and results are dropped.
         Returns at once; safe to call twice, in any state and from inside ``on_prediction``."""
@@ -276,7 +244,7 @@ class PipelineEngine:
         self._collector.wake()
         for source in self._sources:
             source.terminate(wait=False)
-        self._drain_batches()
+        self._stage.drain_batches()
         self._results.clear()
         self._results.close()
         self._dispatcher.clear()
@@ -339,24 +307,17 @@ class PipelineEngine:
             logger.exception("releasing the sink failed")
 
     # -- per-source control (Roboflow's names) -----------------------------------------------------
-    def _each(self, source_id: int | None, action: str) -> None:
-        chosen = self._sources if source_id is None else [s for s in self._sources if s.source_id == source_id]
-        if not chosen:
-            raise ValueError(f"no source with id {source_id}")
-        for source in chosen:
-            getattr(source, action)()
-
     def pause_stream(self, source_id: int | None = None) -> None:
         """Stop decoding ``source_id`` (all sources when ``None``) until ``resume_stream``."""
-        self._each(source_id, "pause")
+        each_source(self._sources, source_id, "pause")
 
     def mute_stream(self, source_id: int | None = None) -> None:
         """Keep decoding ``source_id`` but drop every frame until ``resume_stream``."""
-        self._each(source_id, "mute")
+        each_source(self._sources, source_id, "mute")
 
     def resume_stream(self, source_id: int | None = None) -> None:
         """Undo ``pause_stream`` / ``mute_stream``."""
-        self._each(source_id, "resume")
+        each_source(self._sources, source_id, "resume")
 
     # -- status and metrics ------------------------------------------------------------------------
     def _emit(self, event_type: EventType, severity: UpdateSeverity, **payload: Any) -> None:
@@ -380,7 +341,7 @@ class PipelineEngine:
             counters.dropped_by_source = source.frames_dropped
             counters.dropped_by_sink_queue = sum(q.dropped.get(source.source_id, 0) for q in queues)
         snapshot = self.metrics_store.snapshot(
-            {s.source_id: self._running() and _source_up(s) for s in self._sources},
+            {s.source_id: self._running() and source_up(s) for s in self._sources},
             self._workers_count,
             len(self._results),
         )
@@ -389,133 +350,12 @@ class PipelineEngine:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while the pipeline runs and at least one source is up."""
-        up = {str(s.source_id): self._running() and _source_up(s) for s in self._sources}
+        up = {str(s.source_id): self._running() and source_up(s) for s in self._sources}
         return any(up.values()), {"sources_up": up, "running": self._running()}
-
-    # -- collector ---------------------------------------------------------------------------------
-    def _collect_loop(self) -> None:
-        max_fps = self.config.batching.max_fps
-        interval = 1.0 / max_fps if max_fps else 0.0
-        next_due = time.monotonic()
-        sequence = 0
-        try:
-            while not self._stop.is_set():
-                # take frames only when a worker is free, so that no frame ages in a queue
-                if not self._idle_workers.acquire(timeout=POLL):
-                    continue
-                batch = self._collector.next_batch()
-                if batch is None:
-                    self._idle_workers.release()
-                    break
-                if interval:
-                    delay = next_due - time.monotonic()
-                    if delay > 0 and not any(c.frame.source_id in self._live_ids for c in batch):
-                        self._stop.wait(delay)
-                    elif delay > 0:  # live sources: drop this batch (and count it) rather than fall behind
-                        for collected in batch:
-                            self.metrics_store.counters(collected.frame.source_id or 0).dropped_by_max_fps += 1
-                        self._idle_workers.release()
-                        continue
-                    next_due = max(next_due + interval, time.monotonic())
-                if self._put_batch((sequence, batch)):
-                    sequence += 1
-                else:
-                    self._idle_workers.release()
-        except Exception as error:
-            self._fail(error, "collector")
-        finally:
-            for _ in range(self._workers_count):
-                self._put_batch(END, force=True)
 
     def _source_ended(self, source: Any) -> None:
         if source.error is not None:
             logger.error("source %s ended with an error: %s", source.source_id, source.error)
-
-    def _put_batch(self, item: Any, force: bool = False) -> bool:
-        while True:
-            if self._stop.is_set() and not force:
-                return False
-            try:
-                self._batches.put(item, timeout=POLL)
-                return True
-            except queue.Full:
-                if self._stop.is_set():
-                    self._drain_batches()
-
-    def _drain_batches(self) -> None:
-        while True:
-            try:
-                item = self._batches.get_nowait()
-            except queue.Empty:
-                return
-            if item is END:  # keep end markers for the workers
-                self._batches.put_nowait(item)
-                return
-
-    # -- workers -----------------------------------------------------------------------------------
-    def _worker_loop(self) -> None:
-        try:
-            while True:
-                item = self._batches.get()
-                if item is END:
-                    break
-                if self._stop.is_set():
-                    continue
-                sequence, batch = item
-                try:
-                    self._infer(sequence, batch)
-                finally:
-                    self._idle_workers.release()
-        finally:
-            with self._reorder_lock:
-                self._workers_left -= 1
-                last = self._workers_left == 0
-            if last:
-                self._results.put_final(END)
-                self._emit(EventType.INFERENCE_THREAD_FINISHED, UpdateSeverity.INFO)
-
-    def _infer(self, sequence: int, batch: list[CollectedFrame]) -> None:
-        frames = [c.frame for c in batch]
-        started = time.monotonic()
-        if self._watchdog is not None and hasattr(self._watchdog, "on_model_inference_started"):
-            self._watchdog.on_model_inference_started(frames)
-        try:
-            predictions = list(self._on_video_frame(frames))
-            if len(predictions) != len(frames):
-                raise ValueError(f"on_video_frame returned {len(predictions)} predictions for {len(frames)} frames")
-        except Exception as error:
-            self._fail(error, "inference_thread")
-            return
-        finished = time.monotonic()
-        if self._watchdog is not None and hasattr(self._watchdog, "on_model_prediction_ready"):
-            self._watchdog.on_model_prediction_ready(frames)
-        store = self.metrics_store
-        store.count_batch(len(frames))
-        store.throughput.tick(len(frames), finished)
-        for collected in batch:
-            source_id = collected.frame.source_id or 0
-            store.observe(source_id, "queue", collected.queued)
-            store.observe(source_id, "batch", started - collected.taken_at)
-            store.observe(source_id, "inference", finished - started)
-        self._emit(
-            EventType.INFERENCE_COMPLETED,
-            UpdateSeverity.DEBUG,
-            frames_ids=[f.frame_id for f in frames],
-            sources_id=[f.source_id for f in frames],
-        )
-        with self._reorder_lock:  # results leave in batch order, whichever worker finished first
-            self.frames_inferred += len(frames)
-            for frame in frames:
-                store.counters(frame.source_id or 0).processed += 1
-            for due in self._reorder.push(sequence, (predictions, frames)):
-                self._enqueue_result(due)
-
-    def _enqueue_result(self, result: tuple[list[Any], list[VideoFrame]]) -> None:
-        source_ids = [f.source_id or 0 for f in result[1]]
-        nbytes = sum(f.image.nbytes for f in result[1])
-        while not self._stop.is_set():
-            if self._results.put(result, source_ids, timeout=POLL, nbytes=nbytes):
-                return
 
     def _fail(self, error: BaseException, context: str) -> None:
         if self.inference_error is None:

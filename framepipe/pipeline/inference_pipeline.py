@@ -34,8 +34,9 @@ from framepipe.pipeline.config import (
     SourcesConfig,
     TrackingConfig,
 )
-from framepipe.pipeline.engine import PipelineEngine, is_live
+from framepipe.pipeline.engine import PipelineEngine
 from framepipe.pipeline.handlers import InferenceHandler, load_model_handler
+from framepipe.pipeline.sources import is_live
 from framepipe.pipeline.tracking import TrackerFactory
 from framepipe.sources import (
     BufferConsumptionStrategy,
