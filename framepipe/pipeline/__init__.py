@@ -23,6 +23,7 @@ from framepipe.pipeline.config import (
 from framepipe.pipeline.engine import PipelineEngine, PipelineState
 from framepipe.pipeline.inference_pipeline import InferencePipeline
 from framepipe.pipeline.metrics import MetricsSnapshot
+from framepipe.pipeline.spec import PipelineSpec
 from framepipe.pipeline.watchdog import (
     BasePipelineWatchDog,
     LatencyMonitorReport,
@@ -44,6 +45,7 @@ __all__ = [
     "PipelineConfig",
     "PipelineEngine",
     "PipelineSinkError",
+    "PipelineSpec",
     "PipelineState",
     "PipelineStateReport",
     "PipelineWatchDog",
