@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "InferencePipeline": "framepipe.pipeline",
     "SinkMode": "framepipe.pipeline",
+    "PipelineSpec": "framepipe.pipeline",
+    "EventType": "framepipe.events",
     "VideoFrame": "framepipe.sources",
     "VideoSource": "framepipe.sources",
     "SourceProperties": "framepipe.sources",
@@ -38,8 +40,10 @@ _EXPORTS = {
 __all__ = [
     "BufferConsumptionStrategy",
     "BufferFillingStrategy",
+    "EventType",
     "InferencePipeline",
     "ObjectDetectionModel",
+    "PipelineSpec",
     "SinkMode",
     "SourceProperties",
     "StatusUpdate",
@@ -51,8 +55,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from framepipe.events import EventType
     from framepipe.models import ObjectDetectionModel, get_model
-    from framepipe.pipeline import InferencePipeline, SinkMode
+    from framepipe.pipeline import InferencePipeline, PipelineSpec, SinkMode
     from framepipe.sources import (
         BufferConsumptionStrategy,
         BufferFillingStrategy,

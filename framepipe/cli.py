@@ -13,9 +13,9 @@ import logging
 import sys
 
 from framepipe import __version__
-from framepipe.artifacts.commands import add_commands as add_artifact_commands
 from framepipe.commands import demo as demo_command
 from framepipe.commands import run as run_command
+from framepipe.commands.artifacts import add_commands as add_artifact_commands
 from framepipe.errors import FramepipeError
 
 

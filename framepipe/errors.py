@@ -143,3 +143,11 @@ class StreamOperationNotAllowedError(SourceError):
 # -- pipeline -------------------------------------------------------------------------------------
 class PipelineStateError(FramepipeError, RuntimeError):
     """A pipeline method was called in a state that does not allow it (e.g. ``start`` twice)."""
+
+
+class PipelineSinkError(FramepipeError, RuntimeError):
+    """Raised by ``join()`` when ``stop_on_sink_error`` stopped the pipeline: a sink raised."""
+
+
+class SinkSpecError(FramepipeError, ValueError):
+    """A sink spec string (``jsonl:PATH``, ``udp:HOST:PORT``, ...) or a pipeline spec is malformed."""

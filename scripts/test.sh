@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # framepipe's whole test suite, as CI runs it: installs what the tests need into .venv (made if
-# missing; an already active virtual environment is used instead), then ruff, mypy and pytest.
+# missing; an already active virtual environment is used instead), then ruff, mypy, the import
+# contracts (import-linter) and pytest, module doctests included (tests/test_doctests.py).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k pipeline`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +47,7 @@ ruff check .
 ruff format --check .
 echo "== mypy"
 mypy
+echo "== import contracts (layers, onnxruntime and av in their corners)"
+lint-imports
 echo "== pytest"
 python -m pytest -q "$@"

@@ -1,1 +1,1 @@
-"""Small helpers shared inside framepipe; not a public API."""
+"""Helpers shared by every layer of framepipe (no framepipe imports); not public API."""

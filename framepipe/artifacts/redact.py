@@ -11,46 +11,18 @@ Example:
 from __future__ import annotations
 
 import logging
-import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-_SECRET_NAME = re.compile(
-    r"^(api_?key|key|token|access_token|auth|password|secret|signature|sig|x-amz-.*|x-goog-.*)$",
-    re.IGNORECASE,
-)
-_SECRET_IN_TEXT = re.compile(
-    r"((?:api_?key|access_token|token|signature|sig|x-amz-[a-z-]+|x-goog-[a-z-]+)=)[^&\s'\"<>]+", re.IGNORECASE
-)
+# One redactor for the whole of framepipe: these names are kept here for the artifacts' callers.
+from framepipe._internal.redact import is_secret_param, redact_text, redact_url, strip_secrets
 
-
-def is_secret_param(name: str) -> bool:
-    """Whether a query parameter name carries a secret (API key, token, URL signature)."""
-    return bool(_SECRET_NAME.match(name))
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the value of every secret query parameter replaced by ``***``."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    query = [(k, "***" if is_secret_param(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-
-
-def strip_secrets(url: str) -> str:
-    """``url`` without its secret query parameters (what the cache manifest keeps as a source)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_secret_param(k)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with ``api_key=...``-style values and each of ``secrets`` replaced by ``***``."""
-    text = _SECRET_IN_TEXT.sub(r"\1***", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+__all__ = [
+    "SecretRedactingFilter",
+    "install_log_redaction",
+    "is_secret_param",
+    "redact_text",
+    "redact_url",
+    "strip_secrets",
+]
 
 
 class SecretRedactingFilter(logging.Filter):

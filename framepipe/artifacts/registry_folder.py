@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,14 @@ def add_model(
     task_type: str | None = None,
     model_type: str | None = None,
     overwrite: bool = False,
+    class_names_of: Callable[[Path], list[str]] | None = None,
 ) -> Path:
     """Put a model (a folder in Roboflow's layout, or an ``.onnx`` file with or without side files)
     into a registry folder as ``root/<dataset>/<version>/``; returns that folder.
 
     Missing side files are made: ``environment.json`` (no preprocessing), ``class_names.txt`` (from
-    ``CLASS_MAP`` or the ONNX file's ``names`` metadata), ``model_type.json`` (``task_type``,
+    ``CLASS_MAP``, or ``class_names_of(weights)``: the CLI reads the ONNX file's ``names`` metadata),
+    ``model_type.json`` (``task_type``,
     default ``object-detection``; ``model_type``, default ``yolov8n`` or ``yolov5v2s`` for
     ``yolov5s_weights.onnx``).
 
@@ -196,7 +199,9 @@ def add_model(
     if not (destination / ENVIRONMENT_FILE).is_file():
         (destination / ENVIRONMENT_FILE).write_text(json.dumps({"PREPROCESSING": "{}"}, indent=4), encoding="utf-8")
     if not (destination / CLASS_NAMES_FILE).is_file():
-        names = load_folder(destination, model_id).class_names or _onnx_class_names(destination / weights_name)
+        names = load_folder(destination, model_id).class_names or (
+            class_names_of(destination / weights_name) if class_names_of is not None else []
+        )
         (destination / CLASS_NAMES_FILE).write_bytes(write_class_names(names))
     existing = read_model_type(side / MODEL_TYPE_FILE) if (side / MODEL_TYPE_FILE).is_file() else {}
     default_type = "yolov5v2s" if weights_name == "yolov5s_weights.onnx" else "yolov8n"
@@ -207,24 +212,3 @@ def add_model(
     }
     (destination / MODEL_TYPE_FILE).write_text(json.dumps(record, indent=4), encoding="utf-8")
     return destination
-
-
-def _onnx_class_names(weights: Path) -> list[str]:
-    import ast
-
-    import onnxruntime
-
-    try:
-        session = onnxruntime.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
-    except Exception as error:
-        raise ModelArtifactError(f"{weights} is not an ONNX model onnxruntime can read: {error}") from None
-    raw = session.get_modelmeta().custom_metadata_map.get("names")
-    if not raw:
-        return []
-    try:
-        parsed = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return []
-    if isinstance(parsed, dict):
-        return [str(parsed[k]) for k in sorted(parsed)]
-    return [str(n) for n in parsed] if isinstance(parsed, list) else []

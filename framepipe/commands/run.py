@@ -3,9 +3,9 @@
 Sinks (``--sink``, repeatable): ``display`` (a window, tiled for several sources),
 ``video:PATH`` (annotated H.264 MP4), ``jsonl:PATH`` (one JSON object per frame),
 ``udp:HOST:PORT`` (Roboflow's UDP messages), ``preview:PORT`` (MJPEG in a browser at
-``http://127.0.0.1:PORT/``). ``--tracker bytetrack|sort`` adds tracker ids. Files get a
-progress bar; live streams a status line with fps, latency and drops every second. Ctrl-C stops
-cleanly and finishes every file.
+``http://127.0.0.1:PORT/``), ``memory[:N]``: the spec strings of ``framepipe.sinks.registry``.
+``--tracker bytetrack|sort`` adds tracker ids. Files get a progress bar; live streams a status
+line with fps, latency and drops every second. Ctrl-C stops cleanly and finishes every file.
 
 Example::
 
@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framepipe.errors import FramepipeError
 
 logger = logging.getLogger("framepipe.run")
 
-SinkFunction = Callable[[Any, Any], None]
+if TYPE_CHECKING:
+    from framepipe.sinks import MultiSink
 
 
 class CommandError(FramepipeError):
@@ -64,66 +63,28 @@ def _source(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
-class _Sinks:
-    """The sinks named on the command line, called in order; a failing sink does not stop the others."""
+def _build_sinks(specs: list[str], several_sources: bool) -> MultiSink:
+    """The sinks named on the command line (``framepipe.sinks.registry``), owned by one
+    ``MultiSink``: a failing sink does not stop the others, and every one is released."""
+    from framepipe.sinks import MultiSink
+    from framepipe.sinks.registry import build_sink, parse_sink_spec
 
-    def __init__(self) -> None:
-        self.sinks: list[tuple[str, SinkFunction]] = []
-        self._closers: list[Callable[[], None]] = []
-
-    def add(self, name: str, sink: SinkFunction, close: Callable[[], None] | None = None) -> None:
-        self.sinks.append((name, sink))
-        if close is not None:
-            self._closers.append(close)
-
-    def __call__(self, predictions: Any, frames: Any) -> None:
-        for name, sink in self.sinks:
-            try:
-                sink(predictions, frames)
-            except Exception:
-                logger.exception("sink %s failed", name)
-
-    def close(self) -> None:
-        for close in self._closers:
-            try:
-                close()
-            except Exception:
-                logger.exception("closing a sink failed")
-
-
-def _build_sinks(specs: list[str], several_sources: bool, fps: float) -> _Sinks:
-    from functools import partial
-
-    from framepipe.sinks import JsonlSink, MJPEGPreviewSink, UDPSink, VideoFileSink, render_boxes
-
-    sinks = _Sinks()
     for spec in specs:
-        kind, _, target = spec.partition(":")
-        if kind == "display" and not target:
-            sinks.add(spec, partial(render_boxes, display_size=(1280, 720)))
-        elif kind == "video" and target:
-            video = VideoFileSink.init(target, output_fps=None)
-            sinks.add(spec, video.on_prediction, video.release)
-        elif kind == "jsonl" and target:
-            jsonl = JsonlSink(target)
-            sinks.add(spec, jsonl.on_prediction, jsonl.release)
-        elif kind == "udp" and target:
-            host, _, port = target.rpartition(":")
-            if not host or not port.isdigit():
-                raise CommandError(f"--sink {spec}: expected udp:HOST:PORT")
-            udp = UDPSink.init(host, int(port))
-            sinks.add(spec, udp.send_predictions, udp.release)
-        elif kind == "preview" and target.isdigit():
-            preview = MJPEGPreviewSink(port=int(target))
-            print(f"preview at {preview.url}", file=sys.stderr, flush=True)
-            sinks.add(spec, preview.on_prediction, preview.release)
-        else:
-            raise CommandError(
-                f"--sink {spec!r}: expected display, video:PATH, jsonl:PATH, udp:HOST:PORT or preview:PORT"
-            )
-    if several_sources and not sinks.sinks:
+        parse_sink_spec(spec)  # every spec checked before any file is opened
+    built: list[Any] = []
+    try:
+        for spec in specs:
+            sink = built_sink = build_sink(spec)
+            owner = getattr(getattr(built_sink, "function", None), "__self__", None)
+            if spec.startswith("preview:") and owner is not None:
+                print(f"preview at {owner.url}", file=sys.stderr, flush=True)
+            built.append(sink)
+    except BaseException:
+        MultiSink(built).release()
+        raise
+    if several_sources and not built:
         logger.info("no --sink given: results are counted, not kept")
-    return sinks
+    return MultiSink(built, names=specs)
 
 
 def _tracker_factory(name: str | None) -> Any:
@@ -160,21 +121,13 @@ def execute(args: argparse.Namespace) -> int:
     from framepipe.pipeline import InferencePipeline
 
     sources = [_source(s) for s in args.sources]
-    total, fps = _probe(sources)
-    sinks = _build_sinks(args.sink, len(sources) > 1, fps)
-    delivered = [0]
-    lock = threading.Lock()
-
-    def on_prediction(predictions: Any, frames: Any) -> None:
-        sinks(predictions, frames)
-        with lock:
-            delivered[0] += sum(f is not None for f in frames) if isinstance(frames, list) else 1
-
+    total, _ = _probe(sources)
+    sinks = _build_sinks(args.sink, len(sources) > 1)
     try:
         pipeline = InferencePipeline.init(
             [s for s in sources] if len(sources) > 1 else sources[0],
             args.model,
-            on_prediction,
+            sinks,
             max_fps=args.max_fps,
             confidence=args.confidence,
             iou_threshold=args.iou_threshold,
@@ -183,7 +136,7 @@ def execute(args: argparse.Namespace) -> int:
             tracker=_tracker_factory(args.tracker),
         )
     except BaseException:
-        sinks.close()
+        sinks.release()
         raise
     started = time.monotonic()
     bar: Any = None
@@ -198,7 +151,7 @@ def execute(args: argparse.Namespace) -> int:
         while pipeline.is_running():
             time.sleep(0.2)
             if bar is not None:
-                bar.update(delivered[0] - bar.n)
+                bar.update(pipeline.frames_dispatched - bar.n)
             elif not args.quiet and time.monotonic() - last_line >= 1.0:
                 last_line = time.monotonic()
                 print(_status_line(pipeline), file=sys.stderr, flush=True)
@@ -208,13 +161,12 @@ def execute(args: argparse.Namespace) -> int:
     finally:
         if interrupted:
             pipeline.terminate()
-        pipeline.join()
+        pipeline.join()  # releases the sinks: every file is finished
         if bar is not None:
-            bar.update(delivered[0] - bar.n)
+            bar.update(pipeline.frames_dispatched - bar.n)
             bar.close()
-        sinks.close()
     elapsed = max(time.monotonic() - started, 1e-9)
-    print(_summary(pipeline, delivered[0], elapsed))
+    print(_summary(pipeline, pipeline.frames_dispatched, elapsed))
     if pipeline.inference_error is not None:
         raise pipeline.inference_error
     return 130 if interrupted else 0

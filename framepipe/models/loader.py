@@ -39,8 +39,11 @@ def load_model(
     if task not in SUPPORTED_TASKS:
         raise ModelArtifactError(f"model {model_id!r} is a {task!r} model; framepipe runs {', '.join(SUPPORTED_TASKS)}")
     plan = runtime_plan(workload, intra_op_threads)
-    session = create_session(artifacts.weights_path, providers=providers, settings=plan.settings())
-    return OnnxModel(artifacts, session)
+    try:
+        session = create_session(artifacts.weights_path, providers=providers, settings=plan.settings())
+        return OnnxModel(artifacts, session)
+    finally:
+        artifacts.release()  # the session has read the files: `cache rm` may remove them now
 
 
 DEFAULT_MANAGER: ModelManager[Model] = ModelManager(lambda model_id: load_model(model_id))

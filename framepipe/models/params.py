@@ -8,9 +8,11 @@ Example:
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from framepipe._internal.env import env_flag, env_float
 
 
 @dataclass(frozen=True)
@@ -38,24 +40,17 @@ class InferenceParameters:
         return cls(**values)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> InferenceParameters:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> InferenceParameters:
         """Roboflow's environment variables (``CONFIDENCE``, ``IOU_THRESHOLD``,
         ``CLASS_AGNOSTIC_NMS``, ``MAX_CANDIDATES``, ``MAX_DETECTIONS``) as defaults, read now;
         ``overrides`` that are not ``None`` win."""
-        source = os.environ if env is None else env
-        defaults: dict[str, Any] = {}
-        for name, key, kind in (
-            ("confidence", "CONFIDENCE", float),
-            ("iou_threshold", "IOU_THRESHOLD", float),
-            ("max_candidates", "MAX_CANDIDATES", int),
-            ("max_detections", "MAX_DETECTIONS", int),
-        ):
-            if source.get(key):
-                try:
-                    defaults[name] = kind(float(source[key]))
-                except ValueError as error:
-                    raise ValueError(f"environment variable {key}={source[key]!r} is not a number") from error
-        if source.get("CLASS_AGNOSTIC_NMS"):
-            defaults["class_agnostic_nms"] = source["CLASS_AGNOSTIC_NMS"].strip().lower() in {"1", "true", "yes", "on"}
+        base = cls()
+        defaults: dict[str, Any] = {
+            "confidence": env_float("CONFIDENCE", base.confidence, env),
+            "iou_threshold": env_float("IOU_THRESHOLD", base.iou_threshold, env),
+            "class_agnostic_nms": env_flag("CLASS_AGNOSTIC_NMS", base.class_agnostic_nms, env),
+            "max_candidates": int(env_float("MAX_CANDIDATES", base.max_candidates, env)),
+            "max_detections": int(env_float("MAX_DETECTIONS", base.max_detections, env)),
+        }
         defaults.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_kwargs(**defaults)

@@ -366,3 +366,14 @@ class DeviceBinding:
 def binding_device(provider: str) -> str:
     """The IOBinding device for an execution provider."""
     return "cuda" if provider in _NVIDIA else "cpu"
+
+
+def onnx_metadata(weights: str | os.PathLike[str]) -> dict[str, str]:
+    """The custom metadata of an ONNX file (Ultralytics writes ``names``, ``imgsz``, ``task``)."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(weights), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types from C++
+        raise ModelLoadError(f"{weights} is not an ONNX model onnxruntime can read: {error}") from None
+    return dict(session.get_modelmeta().custom_metadata_map)

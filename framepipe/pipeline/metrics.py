@@ -82,7 +82,8 @@ class RateMeter:
 
 @dataclass
 class SourceCounters:
-    """Frame counts of one source. ``dropped`` adds the source's drops and the sink queue's."""
+    """Frame counts of one source. ``dropped`` adds the source's drops, those of ``max_fps`` and
+    the sink queues'."""
 
     captured: int = 0
     processed: int = 0
@@ -90,10 +91,11 @@ class SourceCounters:
     dropped_by_source: int = 0
     dropped_by_sink_queue: int = 0
     sink_errors: int = 0
+    dropped_by_max_fps: int = 0
 
     @property
     def dropped(self) -> int:
-        return self.dropped_by_source + self.dropped_by_sink_queue
+        return self.dropped_by_source + self.dropped_by_max_fps + self.dropped_by_sink_queue
 
 
 @dataclass
@@ -125,6 +127,7 @@ class MetricsSnapshot:
                     "dropped": counters.dropped,
                     "dropped_by_source": counters.dropped_by_source,
                     "dropped_by_sink_queue": counters.dropped_by_sink_queue,
+                    "dropped_by_max_fps": counters.dropped_by_max_fps,
                     "sink_errors": counters.sink_errors,
                     "latency_ms": {
                         stage: {f"p{round(q * 100)}": round(v * 1000, 3) for q, v in values.items()}

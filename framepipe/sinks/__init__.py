@@ -8,14 +8,15 @@ them can be an ``on_prediction``; ``multi_sink`` combines several. Roboflow's na
 Example:
     >>> from functools import partial
     >>> from framepipe.sinks import JsonlSink, multi_sink, render_boxes
-    >>> jsonl = JsonlSink("/tmp/predictions.jsonl")
-    >>> on_prediction = partial(multi_sink, sinks=[render_boxes, jsonl])
+    >>> jsonl = JsonlSink("predictions.jsonl")  # doctest: +SKIP
+    >>> on_prediction = partial(multi_sink, sinks=[render_boxes, jsonl])  # doctest: +SKIP
 """
 
+from framepipe.sinks.base import Sink, as_sink, pairs
 from framepipe.sinks.buffer import InMemoryBufferSink
 from framepipe.sinks.jsonl import JsonlSink
 from framepipe.sinks.mjpeg_preview import MJPEGPreviewSink
-from framepipe.sinks.multi import multi_sink
+from framepipe.sinks.multi import MultiSink, multi_sink
 from framepipe.sinks.render import (
     DEFAULT_ANNOTATORS,
     DEFAULT_FPS_MONITOR,
@@ -34,11 +35,15 @@ __all__ = [
     "InMemoryBufferSink",
     "JsonlSink",
     "MJPEGPreviewSink",
+    "MultiSink",
+    "Sink",
     "UDPSink",
     "VideoFileSink",
     "annotate",
+    "as_sink",
     "create_tiles",
     "display_image",
     "multi_sink",
+    "pairs",
     "render_boxes",
 ]

@@ -37,6 +37,9 @@ class InMemoryBufferSink:
 
     __call__ = on_prediction
 
+    def release(self) -> None:
+        """Nothing to finish: what is kept stays readable."""
+
     def empty(self) -> bool:
         with self._lock:
             return not self._buffer

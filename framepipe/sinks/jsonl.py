@@ -20,6 +20,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from framepipe.sinks.base import pairs
 from framepipe.sources.entities import VideoFrame
 
 
@@ -52,9 +53,7 @@ class JsonlSink:
         video_frame: VideoFrame | list[VideoFrame | None] | None,
     ) -> None:
         """Record one frame, or each non-empty entry of a multi-source batch."""
-        frames = video_frame if isinstance(video_frame, list) else [video_frame]
-        results = predictions if isinstance(predictions, list) else [predictions]
-        lines = [json.dumps(frame_record(p, f)) + "\n" for p, f in zip(results, frames, strict=True) if f is not None]
+        lines = [json.dumps(frame_record(p, f)) + "\n" for p, f in pairs(predictions, video_frame)]
         with self._lock:
             if self._fd is None:
                 raise RuntimeError(f"{self.path} is already released")

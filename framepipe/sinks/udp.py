@@ -19,6 +19,7 @@ import socket
 from datetime import datetime
 from typing import Any
 
+from framepipe.sinks.base import pairs
 from framepipe.sources.entities import VideoFrame
 
 logger = logging.getLogger("framepipe.sinks")
@@ -64,11 +65,7 @@ class UDPSink:
         video_frame: VideoFrame | list[VideoFrame | None] | None,
     ) -> None:
         """Send one message per frame (per non-empty entry of a multi-source batch)."""
-        frames = video_frame if isinstance(video_frame, list) else [video_frame]
-        results = predictions if isinstance(predictions, list) else [predictions]
-        for prediction, frame in zip(results, frames, strict=True):
-            if frame is None:
-                continue
+        for prediction, frame in pairs(predictions, video_frame):
             payload = json.dumps(udp_message(prediction, frame)).encode("utf-8")
             if len(payload) > MAX_DATAGRAM:
                 if not self.oversized:

@@ -212,6 +212,7 @@ class VideoFileSink:
         self._writers: dict[Any, H264Writer] = {}
         self._lock = threading.Lock()
         self._released = False
+        self._clocks: dict[Any, _Clock] = {}
         self._finalizer = weakref.finalize(self, _close_all, self._writers)
 
     @classmethod
@@ -267,7 +268,12 @@ class VideoFileSink:
             writer = self._writers[key] = H264Writer(
                 self._path_for(source_id), fps=self.output_fps or fps or 30.0, crf=self.crf
             )
+            self._clocks[key] = _Clock(1.0 / writer.fps)
         return writer
+
+    def _write(self, key: Any, frame: VideoFrame, image: np.ndarray) -> None:
+        writer = self._writer(key, frame.source_id, frame.fps)
+        writer.write(image, self._clocks[key].time(_timestamp(frame)))
 
     def on_prediction(
         self,
@@ -296,16 +302,15 @@ class VideoFileSink:
                 raise RuntimeError(f"{self.video_file_name}: the sink was released")
             if isinstance(video_frame, list) and not self.per_source:
                 first = present[0]
-                writer = self._writer("tiles", None, first.fps)
-                writer.write(create_tiles([image for _, image in rendered[0]]), _timestamp(first))
+                self._writer("tiles", None, first.fps)
+                self._write("tiles", first, create_tiles([image for _, image in rendered[0]]))
             elif isinstance(video_frame, list):
                 for (_, image), frame in zip(rendered[0], frames, strict=True):
                     if frame is not None:
-                        self._writer(frame.source_id, frame.source_id, frame.fps).write(image, _timestamp(frame))
+                        self._write(frame.source_id, frame, image)
             else:
                 frame = present[0]
-                key = frame.source_id if self.per_source else "single"
-                self._writer(key, frame.source_id, frame.fps).write(rendered[0][1], _timestamp(frame))
+                self._write(frame.source_id if self.per_source else "single", frame, rendered[0][1])
         if not self.quiet:
             logger.info("written frame %d to %s", self.frames_written, self.video_file_name)
 
@@ -327,6 +332,24 @@ class VideoFileSink:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class _Clock:
+    """A file's time from its frames' times: where those go back (a looping file starts again, a
+    stream restarts), the file's time goes on one frame later instead."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.offset = 0.0
+        self.last: float | None = None
+
+    def time(self, timestamp: float) -> float:
+        value = timestamp + self.offset
+        if self.last is not None and value <= self.last:
+            self.offset += self.last + self.step - value
+            value = self.last + self.step
+        self.last = value
+        return value
 
 
 def _timestamp(frame: VideoFrame) -> float:

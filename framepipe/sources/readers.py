@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from framepipe._internal.redact import redact_reference
 from framepipe.errors import (
     InvalidVideoError,
     SourceAccessError,
@@ -46,12 +48,9 @@ def is_stream(reference: str | int) -> bool:
 
 
 def redact(reference: str | int) -> str:
-    """A source reference fit for logs: credentials in a URL are replaced by ``***``."""
-    text = str(reference)
-    scheme, sep, rest = text.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return text
+    """A source reference fit for logs: a URL's credentials and secret parameters become ``***``
+    (framepipe's one redactor, ``framepipe._internal.redact``)."""
+    return redact_reference(reference)
 
 
 @dataclass
@@ -119,6 +118,12 @@ def _pyav_error(reference: str, error: Exception, stream: bool) -> Exception:
     return InvalidVideoError(f"could not read {name}: {reason}")
 
 
+def _refusals() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError, av.error.HTTPNotFoundError)
+
+
 class PyAVReader:
     """Decodes with PyAV (FFmpeg). Packets that fail to decode are skipped and counted."""
 
@@ -141,9 +146,17 @@ class PyAVReader:
         if reference.lower().startswith(("rtsp://", "rtsps://")):
             av_options["rtsp_transport"] = self.options.rtsp_transport
         timeout = (self.options.open_timeout, self.options.read_timeout) if stream else None
+        began = time.monotonic()
         try:
             self._container = av.open(reference, options=av_options, timeout=timeout)
         except (av.error.FFmpegError, OSError) as error:
+            waited = time.monotonic() - began
+            if stream and waited >= 0.9 * self.options.open_timeout and not isinstance(error, _refusals()):
+                # FFmpeg reports a server that never answers as "Invalid data found"
+                raise SourceConnectionError(
+                    f"could not read stream {redact(reference)}: timed out after {waited:.1f} s without an answer "
+                    f"(open_timeout={self.options.open_timeout:g} s)"
+                ) from error
             raise _pyav_error(reference, error, stream) from error
         try:
             if not self._container.streams.video:

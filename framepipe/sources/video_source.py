@@ -19,8 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from framepipe._internal.env import env_int
+from framepipe._internal.redact import redact_text
 from framepipe.errors import (
     InvalidVideoError,
     PipelineStateError,
@@ -37,6 +39,7 @@ from framepipe.errors import (
     SourceError,
     StreamOperationNotAllowedError,
 )
+from framepipe.events import EventType
 from framepipe.sources.buffering import FrameBuffer
 from framepipe.sources.entities import (
     BufferConsumptionStrategy,
@@ -53,10 +56,17 @@ from framepipe.sources.reconnect import Backoff
 
 logger = logging.getLogger("framepipe.sources")
 
-DEFAULT_BUFFER_SIZE = int(os.environ.get("VIDEO_SOURCE_BUFFER_SIZE", "2"))
+DEFAULT_BUFFER_SIZE = 2
 """Frames buffered per source. Roboflow buffers 64 (170 MB of 720p frames per source); 2 gives
 the same throughput on files (measured against 4 and 8: the decoder is far ahead of inference)
-and keeps memory and file latency low. ``VIDEO_SOURCE_BUFFER_SIZE`` overrides it, as in Roboflow."""
+and keeps memory and file latency low. ``VIDEO_SOURCE_BUFFER_SIZE`` overrides it, as in Roboflow
+(read when a source is built, not at import)."""
+
+
+def default_buffer_size() -> int:
+    """``VIDEO_SOURCE_BUFFER_SIZE`` from the environment, else ``DEFAULT_BUFFER_SIZE``."""
+    return env_int("VIDEO_SOURCE_BUFFER_SIZE", DEFAULT_BUFFER_SIZE)
+
 
 MUTED_CAUSE = "Buffering not allowed at the moment"
 
@@ -102,12 +112,13 @@ class VideoSource:
         self,
         video_reference: str | int,
         source_id: int = 0,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        buffer_size: int | None = None,
         buffer_filling_strategy: BufferFillingStrategy | str | None = None,
         buffer_consumption_strategy: BufferConsumptionStrategy | str | None = None,
         status_update_handlers: Sequence[Callable[[StatusUpdate], None]] = (),
         options: SourceOptions | None = None,
     ) -> None:
+        buffer_size = default_buffer_size() if buffer_size is None else buffer_size
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
         self.reference = video_reference
@@ -149,7 +160,7 @@ class VideoSource:
         with self._state_lock:
             previous, self._state = self._state, state
         if previous is not state:
-            self._emit("SOURCE_STATE_UPDATE", UpdateSeverity.INFO, previous_state=previous, new_state=state)
+            self._emit(EventType.SOURCE_STATE_UPDATE, UpdateSeverity.INFO, previous_state=previous, new_state=state)
 
     def is_producing(self) -> bool:
         """Connected and delivering frames: not starting, reconnecting, paused, muted or ended."""
@@ -191,7 +202,8 @@ class VideoSource:
         self._handlers.append(handler)
 
     def add_frame_listener(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` (from the decoder thread) whenever a frame is buffered."""
+        """Call ``listener()`` (from the decoder thread) whenever a frame is buffered, and once
+        when the source ends."""
         self._listeners.append(listener)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -249,8 +261,7 @@ class VideoSource:
     def pause(self) -> None:
         """Stop reading until ``resume()`` (a long pause may make a camera drop the connection,
         which is then re-established)."""
-        self._transition({StreamState.RUNNING}, StreamState.PAUSED, "pause")
-        self._resumed.clear()
+        self._transition({StreamState.RUNNING}, StreamState.PAUSED, "pause", self._resumed.clear)
 
     def mute(self) -> None:
         """Keep reading but drop every frame until ``resume()``."""
@@ -258,17 +269,24 @@ class VideoSource:
 
     def resume(self) -> None:
         """Undo ``pause()`` or ``mute()``."""
-        self._transition({StreamState.PAUSED, StreamState.MUTED}, StreamState.RUNNING, "resume")
-        self._resumed.set()
+        self._transition({StreamState.PAUSED, StreamState.MUTED}, StreamState.RUNNING, "resume", self._resumed.set)
 
-    def _transition(self, allowed: set[StreamState], target: StreamState, action: str) -> None:
+    def _transition(
+        self, allowed: set[StreamState], target: StreamState, action: str, effect: Callable[[], None] | None = None
+    ) -> None:
+        """Check, change the state and apply its ``effect`` under one lock, then tell the status
+        handlers: a ``resume()`` while ``pause()``'s handlers run can no longer be undone by them."""
         with self._state_lock:
             if self._state not in allowed:
                 raise StreamOperationNotAllowedError(
                     f"cannot {action} source {self.source_id}: it is {self._state.value}, "
                     f"{action} needs {' or '.join(sorted(s.value for s in allowed))}"
                 )
-        self._set_state(target)
+            previous, self._state = self._state, target
+            if effect is not None:
+                effect()
+        if previous is not target:
+            self._emit(EventType.SOURCE_STATE_UPDATE, UpdateSeverity.INFO, previous_state=previous, new_state=target)
 
     # -- consumer side ----------------------------------------------------------------------------
     def read_frame(self, timeout: float | None = None) -> VideoFrame | None:
@@ -292,13 +310,13 @@ class VideoSource:
 
     def _on_drop(self, item: Any, cause: str) -> None:
         frame_id = item.frame_id if isinstance(item, VideoFrame) else self.frames_decoded
-        self._emit("FRAME_DROPPED", UpdateSeverity.DEBUG, frame_id=frame_id, cause=cause)
+        self._emit(EventType.FRAME_DROPPED, UpdateSeverity.DEBUG, frame_id=frame_id, cause=cause)
 
     def _connected(self, reader: FrameReader) -> None:
         self._reader, self.properties = reader, reader.properties
         properties = reader.properties
         self._emit(
-            "CONNECTED",
+            EventType.CONNECTED,
             UpdateSeverity.INFO,
             reference=redact(self.reference),
             width=properties.width,
@@ -317,7 +335,7 @@ class VideoSource:
 
     def _run(self) -> None:
         assert self._buffer is not None
-        self._emit("VIDEO_CONSUMPTION_STARTED", UpdateSeverity.INFO)
+        self._emit(EventType.VIDEO_CONSUMPTION_STARTED, UpdateSeverity.INFO)
         reason = "terminated"
         try:
             while not self._stop.is_set():
@@ -333,33 +351,35 @@ class VideoSource:
                 if self._stop.is_set():
                     break
                 if properties.is_file and self.options.loop and outcome == "end of file":
-                    self._emit("END_OF_STREAM", UpdateSeverity.DEBUG, reason="end of file, looping")
+                    self._emit(EventType.END_OF_STREAM, UpdateSeverity.DEBUG, reason="end of file, looping")
                     self._connected(open_reader(self.reference, self.options.reader_options()))
                     continue
                 if properties.is_file or not is_stream(self.reference):
                     reason = outcome
                     break
-                self._emit("LOST", UpdateSeverity.WARNING, reason=outcome)
+                self._emit(EventType.LOST, UpdateSeverity.WARNING, reason=outcome)
                 self._first_failure = SourceConnectionError(outcome)
         except Exception as error:  # reported to the consumer through end() and ``error``
             self.error = error
-            reason = f"{type(error).__name__}: {error}"
-            logger.error("source %s (%s) failed: %s", self.source_id, redact(self.reference), error)
+            reason = redact_text(f"{type(error).__name__}: {error}")
+            logger.error("source %s (%s) failed: %s", self.source_id, redact(self.reference), redact_text(str(error)))
             self._emit(
-                "SOURCE_ERROR",
+                EventType.SOURCE_ERROR,
                 UpdateSeverity.ERROR,
                 error_type=type(error).__name__,
-                error_message=str(error),
+                error_message=redact_text(str(error)),
                 error_context="stream_consumer_thread",
             )
         finally:
             self._release_reader()
             if self._stop.is_set():
                 self._set_state(StreamState.TERMINATING)
-            self._emit("END_OF_STREAM", UpdateSeverity.INFO, reason=reason)
-            self._emit("VIDEO_CONSUMPTION_FINISHED", UpdateSeverity.INFO)
+            self._emit(EventType.END_OF_STREAM, UpdateSeverity.INFO, reason=reason)
+            self._emit(EventType.VIDEO_CONSUMPTION_FINISHED, UpdateSeverity.INFO)
             self._set_state(StreamState.ERROR if self.error is not None else StreamState.ENDED)
             self._buffer.end()
+            for listener in self._listeners:  # the consumer learns of the end as of a frame
+                listener()
 
     def _reconnect(self, failure: BaseException | None) -> bool:
         """Wait out the backoff and open the stream again; ``False`` once attempts ran out."""
@@ -370,7 +390,9 @@ class VideoSource:
                 self.error = SourceConnectionError(f"{redact(self.reference)}: {reason}")
                 return False
             delay = self._backoff.next_delay()
-            self._emit("RECONNECTING", UpdateSeverity.INFO, attempt=self._backoff.attempts, delay=delay, reason=reason)
+            self._emit(
+                EventType.RECONNECTING, UpdateSeverity.INFO, attempt=self._backoff.attempts, delay=delay, reason=reason
+            )
             if self._stop.wait(delay):
                 return True
             try:
@@ -415,12 +437,17 @@ class VideoSource:
                         return "terminated"
                 if self._state is StreamState.MUTED:
                     self._muted_drops += 1
-                    self._emit("FRAME_DROPPED", UpdateSeverity.DEBUG, frame_id=self.frames_decoded, cause=MUTED_CAUSE)
+                    self._emit(
+                        EventType.FRAME_DROPPED, UpdateSeverity.DEBUG, frame_id=self.frames_decoded, cause=MUTED_CAUSE
+                    )
                     continue
                 if self._buffer.should_skip():
                     continue
+                image = decoded.to_bgr()
+                if image.shape[:2] != (properties.height, properties.width):
+                    properties = self._resized(properties, image)
                 frame = VideoFrame(
-                    image=decoded.to_bgr(),
+                    image=image,
                     frame_id=self.frames_decoded,
                     frame_timestamp=datetime.now(),
                     fps=properties.fps or None,
@@ -442,6 +469,20 @@ class VideoSource:
                 f"; {corrupt} corrupt packets skipped)" if corrupt else ")"
             )
         return "end of file" if properties.is_file else "the stream ended"
+
+    def _resized(self, properties: SourceProperties, image: Any) -> SourceProperties:
+        """The stream changed resolution mid-way: ``properties`` follow it."""
+        height, width = image.shape[:2]
+        logger.info(
+            "source %s: resolution changed from %dx%d to %dx%d",
+            self.source_id,
+            properties.width,
+            properties.height,
+            width,
+            height,
+        )
+        self.properties = dataclasses.replace(properties, width=width, height=height)
+        return self.properties
 
     def _measured_fps(self, properties: SourceProperties) -> float | None:
         if properties.is_file and not self.options.realtime:

@@ -152,9 +152,17 @@ def _registry_serve(args: argparse.Namespace) -> int:
 
 def _registry_add(args: argparse.Namespace) -> int:
     from framepipe.artifacts.registry_folder import add_model
+    from framepipe.models.onnx_model import metadata_class_names
+    from framepipe.models.session import onnx_metadata
 
     folder = add_model(
-        args.root, args.source, args.id, task_type=args.task, model_type=args.model_type, overwrite=args.force
+        args.root,
+        args.source,
+        args.id,
+        task_type=args.task,
+        model_type=args.model_type,
+        overwrite=args.force,
+        class_names_of=lambda weights: metadata_class_names(onnx_metadata(weights)) or [],
     )
     print(f"added {args.id} as {folder}")
     return 0
