@@ -10,12 +10,12 @@ that raises is logged once with its traceback, then counted, with a summary ever
 and one at the end.
 
 Example:
-    >>> import logging
     >>> from framepipe.pipeline.dispatch import SinkErrorLog
     >>> log = SinkErrorLog("on_prediction", interval=5.0)
-    >>> log.failed(ValueError("disk full"), "source 0 frame 1")  # doctest: +SKIP
+    >>> for frame_id in (1, 2, 3):  # one traceback logged, then counted
+    ...     log.failed(ValueError("disk full"), f"source 0 frame {frame_id}")
     >>> log.total
-    0
+    3
 """
 
 from __future__ import annotations

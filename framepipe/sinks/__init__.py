@@ -12,21 +12,49 @@ Example:
     >>> on_prediction = partial(multi_sink, sinks=[render_boxes, jsonl])  # doctest: +SKIP
 """
 
-from framepipe.sinks.base import Sink, as_sink, pairs
-from framepipe.sinks.buffer import InMemoryBufferSink
-from framepipe.sinks.jsonl import JsonlSink
-from framepipe.sinks.mjpeg_preview import MJPEGPreviewSink
-from framepipe.sinks.multi import MultiSink, multi_sink
-from framepipe.sinks.render import (
-    DEFAULT_ANNOTATORS,
-    DEFAULT_FPS_MONITOR,
-    annotate,
-    create_tiles,
-    display_image,
-    render_boxes,
-)
-from framepipe.sinks.udp import UDPSink
-from framepipe.sinks.video_file import H264Writer, VideoFileSink
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names are imported on first use: the pipeline imports framepipe.sinks.base without paying for
+# supervision (render_boxes) or PyAV (the video sink).
+_EXPORTS = {
+    "Sink": "framepipe.sinks.base",
+    "as_sink": "framepipe.sinks.base",
+    "pairs": "framepipe.sinks.base",
+    "InMemoryBufferSink": "framepipe.sinks.buffer",
+    "JsonlSink": "framepipe.sinks.jsonl",
+    "MJPEGPreviewSink": "framepipe.sinks.mjpeg_preview",
+    "MultiSink": "framepipe.sinks.multi",
+    "multi_sink": "framepipe.sinks.multi",
+    "DEFAULT_ANNOTATORS": "framepipe.sinks.render",
+    "DEFAULT_FPS_MONITOR": "framepipe.sinks.render",
+    "annotate": "framepipe.sinks.render",
+    "create_tiles": "framepipe.sinks.render",
+    "display_image": "framepipe.sinks.render",
+    "render_boxes": "framepipe.sinks.render",
+    "UDPSink": "framepipe.sinks.udp",
+    "H264Writer": "framepipe.sinks.video_file",
+    "VideoFileSink": "framepipe.sinks.video_file",
+}
+
+if TYPE_CHECKING:
+    from framepipe.sinks.base import Sink, as_sink, pairs
+    from framepipe.sinks.buffer import InMemoryBufferSink
+    from framepipe.sinks.jsonl import JsonlSink
+    from framepipe.sinks.mjpeg_preview import MJPEGPreviewSink
+    from framepipe.sinks.multi import MultiSink, multi_sink
+    from framepipe.sinks.render import (
+        DEFAULT_ANNOTATORS,
+        DEFAULT_FPS_MONITOR,
+        annotate,
+        create_tiles,
+        display_image,
+        render_boxes,
+    )
+    from framepipe.sinks.udp import UDPSink
+    from framepipe.sinks.video_file import H264Writer, VideoFileSink
 
 __all__ = [
     "DEFAULT_ANNOTATORS",
@@ -47,3 +75,16 @@ __all__ = [
     "pairs",
     "render_boxes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framepipe.sinks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
