@@ -16,7 +16,7 @@ from framepipe.demo.scenes import random_scene
 from framepipe.errors import DeadlineExceededError
 from framepipe.models import BatchingExecutor, ModelManager, OnnxModel, get_model, load_model
 from framepipe.sources import VideoFrame
-from tests.helpers import strip_ids
+from tests.helpers import strip_ids, wait_for
 from tests.onnx_models import build_model
 
 MODEL_ID = "framepipe-shapes/1"
@@ -143,6 +143,20 @@ def test_frames_past_their_deadline_fail_and_do_not_run(tmp_path: Path) -> None:
             future.result(timeout=10)
     assert counting.batches == [] and executor.stats.expired == 2
     assert len(executor.infer(scenes(3), deadline=time.monotonic() + 60)) == 3 and counting.batches == [3]
+
+
+def test_a_caller_that_gives_up_leaves_no_work_behind(tmp_path: Path) -> None:
+    _, model, counting = fresh_model(tmp_path, delay=0.3)
+    executor = BatchingExecutor(model, slots=1, max_batch_size=1)
+    busy = threading.Thread(target=lambda: executor.infer(scenes(1)))
+    busy.start()
+    assert wait_for(lambda: executor.in_flight == 1, timeout=10)
+    with pytest.raises(TimeoutError, match="within"):
+        executor.infer(scenes(2), timeout=0.05)  # the only slot is busy: nothing of ours has started
+    busy.join(30)
+    assert executor.queue_depth == 2  # still listed, but cancelled: the next run skips them
+    assert len(executor.infer(scenes(1))) == 1
+    assert counting.batches == [1, 1] and executor.queue_depth == 0
 
 
 def test_an_idle_model_runs_a_frame_at_once_and_a_busy_one_batches_what_waits(tmp_path: Path) -> None:

@@ -132,9 +132,15 @@ class BatchingExecutor:
         deadline: float | None = None,
         timeout: float | None = None,
     ) -> list[FramePrediction]:
-        """``submit`` and wait: one prediction per image, in order (the first error raises)."""
+        """``submit`` and wait: one prediction per image, in order (the first error raises). On
+        ``TimeoutError`` the frames not yet running are cancelled, so they do not run for nobody."""
         futures = self.submit(images, parameters, deadline)
-        self.wait(futures, timeout)
+        try:
+            self.wait(futures, timeout)
+        except TimeoutError:
+            for future in futures:
+                future.cancel()
+            raise
         return [f.result(0) for f in futures]
 
     def wait(self, futures: Sequence[Future[Any]], timeout: float | None = None) -> None:
