@@ -19,7 +19,7 @@ from framepipe.models.onnx_model import OnnxModel
 from framepipe.models.session import create_session, runtime_plan
 from framepipe.models.stub import StubModel
 
-SUPPORTED_TASKS = ("object-detection",)
+SUPPORTED_TASKS = ("object-detection", "instance-segmentation", "classification", "keypoint-detection")
 
 
 def load_model(
