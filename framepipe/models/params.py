@@ -119,3 +119,12 @@ class KeypointParameters(InferenceParameters):
             raise InvalidParameterError(
                 f"keypoint_confidence must be between 0 and 1, got {self.keypoint_confidence!r}"
             )
+
+
+PARAMETERS_BY_TASK: dict[str, type[InferenceParameters]] = {
+    "object-detection": InferenceParameters,
+    "classification": InferenceParameters,
+    "instance-segmentation": SegmentationParameters,
+    "keypoint-detection": KeypointParameters,
+}
+"""The parameters class of each task framepipe runs (Roboflow's ``project_task_type``)."""
