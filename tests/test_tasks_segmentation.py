@@ -187,3 +187,15 @@ def test_unknown_mask_decode_mode(tmp_path: Path) -> None:
         model.infer(np.zeros((64, 64, 3), np.uint8), mask_decode_mode="tradeoff", tradeoff_factor=1.5)
     with pytest.raises(TypeError, match="keypoint_confidence"):
         model.infer(np.zeros((64, 64, 3), np.uint8), keypoint_confidence=0.5)
+
+
+@pytest.mark.parametrize("size", [(1000, 500), (300, 170), (160, 90)])
+def test_a_box_window_resampled_alone_equals_the_whole_resized(size: tuple[int, int]) -> None:
+    import cv2
+
+    from framepipe.models.heads.segmentation import resample_window
+
+    values = np.random.default_rng(1).random((90, 160)).astype(np.float32)
+    whole = cv2.resize(values, size, interpolation=cv2.INTER_LINEAR)
+    rows, cols = slice(size[1] // 5, size[1] // 2), slice(size[0] // 3, size[0] - 7)
+    assert np.allclose(resample_window(values, size, rows, cols), whole[rows, cols], atol=2e-3)
