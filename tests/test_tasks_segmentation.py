@@ -199,3 +199,18 @@ def test_a_box_window_resampled_alone_equals_the_whole_resized(size: tuple[int, 
     whole = cv2.resize(values, size, interpolation=cv2.INTER_LINEAR)
     rows, cols = slice(size[1] // 5, size[1] // 2), slice(size[0] // 3, size[0] - 7)
     assert np.allclose(resample_window(values, size, rows, cols), whole[rows, cols], atol=2e-3)
+
+
+def test_rle_of_a_window_equals_the_rle_of_the_frame() -> None:
+    from framepipe.predictions.rle import rle_encode, rle_encode_window
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        height, width = rng.integers(1, 40, 2).tolist()
+        top, left = int(rng.integers(0, height)), int(rng.integers(0, width))
+        rows, cols = int(rng.integers(1, height - top + 1)), int(rng.integers(1, width - left + 1))
+        window = rng.random((rows, cols)) > 0.5
+        frame = np.zeros((height, width), bool)
+        frame[top : top + rows, left : left + cols] = window
+        assert rle_encode_window(window, top, left, (height, width)) == rle_encode(frame)
+        assert np.array_equal(rle_to_mask(rle_encode(frame)["counts"], (width, height)), frame)

@@ -48,7 +48,7 @@ from framepipe.models.heads.base import (
 from framepipe.models.heads.registry import register_head
 from framepipe.models.params import InferenceParameters, SegmentationParameters
 from framepipe.predictions import Detections, FramePrediction
-from framepipe.predictions.rle import rle_encode
+from framepipe.predictions.rle import rle_encode_window
 
 if TYPE_CHECKING:
     from framepipe.artifacts import ModelArtifacts
@@ -269,12 +269,12 @@ class YOLOv8SegmentationHead(TaskHead):
             if size != (source_w, source_h):  # the box's window again, at the frame's size
                 ((rows, cols),) = box_window(box[None], (source_h, source_w), (1.0, 1.0))
                 binary = resample_window(instance, (source_w, source_h), rows, cols) > MASK_THRESHOLD
-            frame = np.zeros((frame_h, frame_w), bool)
             top, left = geometry.offset_y + rows.start, geometry.offset_x + cols.start
-            frame[top : top + binary.shape[0], left : left + binary.shape[1]] = binary
             if options.response_mask_format == "rle":
-                rles.append(rle_encode(frame))
+                rles.append(rle_encode_window(binary, top, left, (frame_h, frame_w)))
             if options.keep_masks:
+                frame = np.zeros((frame_h, frame_w), bool)
+                frame[top : top + binary.shape[0], left : left + binary.shape[1]] = binary
                 full_masks.append(frame)
         mask = None
         if options.keep_masks:
