@@ -74,14 +74,17 @@ def model_folder(
     input_hw: tuple[int | str, int | str] = (640, 640),
     batch: int | str = "batch",
     environment_extra: dict | None = None,
+    task_type: str = "object-detection",
+    keypoints_metadata: list | None = None,
 ) -> Path:
-    """A model folder in Roboflow's layout around ``build_model``."""
+    """A model folder in Roboflow's layout around ``build_model`` (``task_type`` goes to
+    ``model_type.json``, ``keypoints_metadata`` to ``keypoints_metadata.json``)."""
     build_model(folder / "weights.onnx", outputs, input_hw=input_hw, batch=batch)
+    if keypoints_metadata is not None:
+        (folder / "keypoints_metadata.json").write_text(json.dumps(keypoints_metadata))
     pre = preprocessing or {"resize": {"enabled": True, "format": "Stretch to", "width": 640, "height": 640}}
     environment = {"PREPROCESSING": json.dumps(pre), **(environment_extra or {})}
     (folder / "environment.json").write_text(json.dumps(environment))
     (folder / "class_names.txt").write_text("\n".join(class_names) + "\n")
-    (folder / "model_type.json").write_text(
-        json.dumps({"project_task_type": "object-detection", "model_type": model_type})
-    )
+    (folder / "model_type.json").write_text(json.dumps({"project_task_type": task_type, "model_type": model_type}))
     return folder

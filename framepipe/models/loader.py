@@ -16,10 +16,12 @@ from framepipe.errors import ModelArtifactError
 from framepipe.models.base import Model
 from framepipe.models.manager import ModelLease, ModelManager
 from framepipe.models.onnx_model import OnnxModel
+from framepipe.models.params import PARAMETERS_BY_TASK
 from framepipe.models.session import create_session, runtime_plan
 from framepipe.models.stub import StubModel
 
-SUPPORTED_TASKS = ("object-detection",)
+SUPPORTED_TASKS = tuple(PARAMETERS_BY_TASK)
+"""The `project_task_type`s framepipe runs; each is its heads and their predictions."""
 
 
 def load_model(

@@ -24,7 +24,7 @@ from framepipe.models.base import ExecutorCalls
 from framepipe.models.environment import PreprocessingConfig, parse_preprocessing
 from framepipe.models.executor import Slot
 from framepipe.models.heads import Candidates, Head, OutputSpec, choose_head
-from framepipe.models.heads.base import DecodeSettings, dim, literal
+from framepipe.models.heads.base import DecodeSettings, HeadContext, TaskHead, dim, literal
 from framepipe.models.nms import non_max_suppression
 from framepipe.models.params import InferenceParameters
 from framepipe.models.preprocess import PreprocessBuffers, Preprocessor, ResizeGeometry
@@ -94,7 +94,8 @@ def _preprocessing(artifacts: ModelArtifacts) -> PreprocessingConfig:
 
 
 class OnnxModel(ExecutorCalls):
-    """A loaded ONNX model (detection heads today). ``infer`` takes BGR ``uint8`` images (one or a
+    """A loaded ONNX model of any task its head declares (detection, instance segmentation,
+    classification, keypoint detection). ``infer`` takes BGR ``uint8`` images (one or a
     list) and returns Roboflow's JSON per image, boxes in original-frame pixels; ``predict``
     returns typed ``FramePrediction``s. Both go through ``executor``, shared by every caller.
 
@@ -129,6 +130,7 @@ class OnnxModel(ExecutorCalls):
             len(names) if names else None,
             (artifacts.model_type or {}).get("model_type"),
             metadata,
+            (artifacts.model_type or {}).get("project_task_type"),
         )
         self.head: Head
         self.head, reason = choose_head(spec)
@@ -145,19 +147,25 @@ class OnnxModel(ExecutorCalls):
         self._outputs_checked = False
         self._background = names.index(RFDETR_BACKGROUND) if RFDETR_BACKGROUND in names else None
         self.class_names = [n for n in names if n != RFDETR_BACKGROUND]
-        self.task_type = (artifacts.model_type or {}).get("project_task_type", "object-detection")
+        self.task_type = self.head.task
         config = _preprocessing(artifacts)
         fallback = config.size or _resolution(artifacts) or metadata_size(metadata) or (DEFAULT_INPUT_SIZE,) * 2
         width = dim(shape[3]) or fallback[0]
         height = dim(shape[2]) or fallback[1]
         self.input_size: tuple[int, int] = (int(width), int(height))
-        self.preprocessor = Preprocessor(
-            config, self.input_size, self.input_dtype, mean=self.head.mean, std=self.head.std
-        )
+        mean, std = self.head.normalisation(spec)
+        self.preprocessor = Preprocessor(config, self.input_size, self.input_dtype, mean=mean, std=std)
         self.use_io_binding = self.provider in _GPU_PROVIDERS
+        self.context: HeadContext | None = None
+        if isinstance(self.head, TaskHead):  # a task head makes whole predictions (masks, keypoints, classes)
+            settings = self.head.configure(spec, artifacts, self.class_names)
+            self.context = HeadContext(self.model_id, self.class_names, self.task_type, self.input_size, settings)
 
     def parameters(self, **kwargs: Any) -> InferenceParameters:
-        """Detection parameters from keyword arguments (``None`` keeps the default)."""
+        """This task's parameters from keyword arguments (``None`` keeps the default); names the
+        task does not know raise ``TypeError``."""
+        if isinstance(self.head, TaskHead):
+            return self.head.parameters_type.from_kwargs(**kwargs)
         return InferenceParameters.from_kwargs(**kwargs)
 
     # -- stages ------------------------------------------------------------------------------------
@@ -211,6 +219,8 @@ class OnnxModel(ExecutorCalls):
                 shapes = [list(o.shape) for o in as_float]
                 raise UnsupportedModelOutputError(f"{self.model_id}: {self.head.name} outputs {shapes}: {problem}")
             self._outputs_checked = True
+        if isinstance(self.head, TaskHead) and self.context is not None:
+            return self.head.predictions(as_float, geometries, parameters, self.context)
         allowed = None
         if parameters.class_filter is not None:
             allowed = np.array([i for i, n in enumerate(self.class_names) if n in parameters.class_filter], np.int64)

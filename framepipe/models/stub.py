@@ -1,6 +1,8 @@
 """The stub model: version ``0`` of any dataset, as in Roboflow Inference. No files, no network;
-every image gets an empty, well-formed prediction of the model's task. Useful to build and test a
-pipeline before a model is trained.
+every image gets an empty, well-formed prediction of the model's task (``project_task_type`` of
+its ``model_type``): no boxes for detection, instance segmentation and keypoints, and for
+classification ``{"predictions": [], "top": "", "confidence": 0.0}``. Useful to build and test a
+pipeline before a model is trained. Parameters are those of the task.
 
 Example:
     >>> import numpy as np
@@ -18,14 +20,15 @@ import numpy as np
 
 from framepipe.artifacts import ModelArtifacts
 from framepipe.artifacts.stub import STUB_MODEL_TYPE
+from framepipe.errors import ModelArtifactError
 from framepipe.models.base import ExecutorCalls
 from framepipe.models.executor import Slot
-from framepipe.models.params import InferenceParameters
-from framepipe.predictions import Detections, FramePrediction
+from framepipe.models.params import PARAMETERS_BY_TASK, InferenceParameters
+from framepipe.predictions import Classification, Detections, FramePrediction
 
 
 class StubModel(ExecutorCalls):
-    """A ``Model`` that answers every image with no detections; it runs nothing."""
+    """A ``Model`` that answers every image with its task's empty prediction; it runs nothing."""
 
     executor_slots = 1
 
@@ -35,13 +38,18 @@ class StubModel(ExecutorCalls):
         self.provider = "none"
         self.class_names: list[str] = []
         self.task_type = str((artifacts.model_type or STUB_MODEL_TYPE)["project_task_type"])
+        if self.task_type not in PARAMETERS_BY_TASK:
+            raise ModelArtifactError(
+                f"stub model {self.model_id!r} is a {self.task_type!r} model; "
+                f"framepipe runs {', '.join(PARAMETERS_BY_TASK)}"
+            )
         self.input_size = (0, 0)
         self.batch_size: int | None = None
         self.max_batch_size = 64
 
     def parameters(self, **kwargs: Any) -> InferenceParameters:
-        """Parameters are checked as a real model's and then ignored."""
-        return InferenceParameters.from_kwargs(**kwargs)
+        """Parameters are checked as a real model's of the task and then ignored."""
+        return PARAMETERS_BY_TASK[self.task_type].from_kwargs(**kwargs)
 
     def preprocess(self, images: Sequence[np.ndarray], slot: Slot | None = None) -> tuple[np.ndarray, list[Any]]:
         """The (width, height) of each image; there is nothing else to prepare."""
@@ -59,7 +67,10 @@ class StubModel(ExecutorCalls):
     def postprocess(
         self, outputs: Sequence[np.ndarray], geometries: Sequence[Any], parameters: InferenceParameters
     ) -> list[FramePrediction]:
-        """One empty prediction per image."""
+        """One empty prediction of the task per image."""
+        if self.task_type == "classification":
+            empty = Classification(np.zeros((0,), np.float32), threshold=parameters.confidence)
+            return [FramePrediction((int(w), int(h)), [], self.task_type, classification=empty) for w, h in geometries]
         return [
             FramePrediction((int(w), int(h)), [], self.task_type, detections=Detections.empty()) for w, h in geometries
         ]

@@ -3,6 +3,12 @@
 ``to_roboflow`` gives the dict a Roboflow model returns (``{"image": {"width", "height"},
 "predictions": [{"x", "y", "width", "height", "confidence", "class", "class_id",
 "detection_id"}]}``, box centre and size in frame pixels, ``tracker_id`` on tracked boxes).
+Other tasks add to each prediction what Roboflow's do: ``points: [{x, y}]`` and
+``mask_format: "polygon"`` (or ``rle: {size, counts}`` and ``mask_format: "rle"``) for instance
+segmentation, ``keypoints: [{x, y, confidence, class_id, class}]`` for keypoint detection; a
+classification is ``{predictions: [{class, class_id, confidence}], top, confidence}`` (sorted,
+those below the request's ``confidence`` left out), multi-label ``{predictions: {name:
+{confidence, class_id}}, predicted_classes}``.
 ``RoboflowPrediction`` is that dict, still carrying the typed prediction it was made from
 (``.prediction``), so that framepipe's own sinks skip the JSON round trip; it is a plain
 ``dict`` to everybody else (``json.dumps`` writes the same bytes).
@@ -67,7 +73,39 @@ def _detection_items(prediction: FramePrediction) -> list[dict[str, Any]]:
         if tracker is not None and tracker[index] >= 0:
             item["tracker_id"] = tracker[index]
         items.append(item)
+    if found.keypoints is not None:
+        _add_keypoints(prediction, items)
+    if found.rle is not None:
+        for item, rle in zip(items, found.rle, strict=True):
+            item["rle"] = rle
+            item["mask_format"] = "rle"
+    elif found.polygons is not None:
+        for item, polygon in zip(items, found.polygons, strict=True):
+            item["points"] = [{"x": x, "y": y} for x, y in polygon.tolist()]
+            item["mask_format"] = "polygon"
     return items
+
+
+def _add_keypoints(prediction: FramePrediction, items: list[dict[str, Any]]) -> None:
+    """Roboflow's ``keypoints: [{x, y, confidence, class_id, class}]`` per object: ``class_id``
+    is the keypoint's index, ``class`` its name; a class whose names are fewer than the model's
+    keypoints gets only those (Ultralytics pads single-class layouts with zeros)."""
+    found = prediction.detections
+    assert found is not None and found.keypoints is not None
+    names = prediction.keypoint_names or {}
+    for item, class_id, points in zip(items, found.class_id.tolist(), found.keypoints.tolist(), strict=True):
+        named = names.get(class_id)
+        count = len(points) if named is None else min(len(named), len(points))
+        item["keypoints"] = [
+            {
+                "x": x,
+                "y": y,
+                "confidence": round(score, 4),
+                "class_id": index,
+                "class": str(named[index]) if named is not None else str(index),
+            }
+            for index, (x, y, score) in enumerate(points[:count])
+        ]
 
 
 def _classification_fields(prediction: FramePrediction) -> dict[str, Any]:
@@ -76,10 +114,14 @@ def _classification_fields(prediction: FramePrediction) -> dict[str, Any]:
     scores = found.confidence.tolist()
     if found.multilabel:
         named = {prediction.class_name(i): {"confidence": round(s, 4), "class_id": i} for i, s in enumerate(scores)}
-        chosen = [prediction.class_name(i) for i, s in enumerate(scores) if s >= found.threshold]
+        chosen = [prediction.class_name(i) for i in found.predicted]
         return {"predictions": named, "predicted_classes": chosen}
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    items = [{"class": prediction.class_name(i), "class_id": i, "confidence": round(scores[i], 4)} for i in order]
+    items = [
+        {"class": prediction.class_name(i), "class_id": i, "confidence": round(scores[i], 4)}
+        for i in order
+        if scores[i] >= found.threshold
+    ]
     top = order[0] if order else 0
     return {
         "predictions": items,

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +35,12 @@ def _column(value: Any, dtype: type, name: str, count: int | None) -> np.ndarray
 class Detections:
     """Detected objects of one frame: ``xyxy`` ``(N, 4)`` float32 frame pixels, ``confidence``
     ``(N,)`` float32, ``class_id`` ``(N,)`` int64; ``tracker_id`` ``(N,)`` int64 (``-1``: not
-    tracked) once a tracker has seen them; ``mask`` ``(N, H, W)`` bool and ``keypoints``
-    ``(N, K, 3)`` (x, y, confidence) where the model gives them."""
+    tracked) once a tracker has seen them; ``mask`` ``(N, H, W)`` bool (full-frame masks, kept
+    only when asked for: they are large) and ``keypoints`` ``(N, K, 3)`` (x, y, confidence; a
+    missing keypoint is ``0, 0, 0``) where the model gives them. A segmentation model also gives
+    ``polygons`` (one ``(P, 2)`` float32 outline per object, frame pixels, the largest outer
+    contour) and, when asked, ``rle`` (one COCO RLE dict per object, ``{"size": [H, W],
+    "counts": str}``)."""
 
     xyxy: np.ndarray
     confidence: np.ndarray
@@ -44,6 +48,8 @@ class Detections:
     tracker_id: np.ndarray | None = None
     mask: np.ndarray | None = None
     keypoints: np.ndarray | None = None
+    polygons: list[np.ndarray] | None = None
+    rle: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
@@ -56,6 +62,10 @@ class Detections:
             raise ValueError(f"Detections.mask must have shape ({count}, H, W), got {self.mask.shape}")
         if self.keypoints is not None and (self.keypoints.ndim != 3 or len(self.keypoints) != count):
             raise ValueError(f"Detections.keypoints must have shape ({count}, K, 3), got {self.keypoints.shape}")
+        for name in ("polygons", "rle"):
+            column = getattr(self, name)
+            if column is not None and len(column) != count:
+                raise ValueError(f"Detections.{name} must hold {count} items, got {len(column)}")
 
     @staticmethod
     def empty() -> Detections:
@@ -73,6 +83,11 @@ class Detections:
         def pick(column: np.ndarray | None) -> np.ndarray | None:
             return None if column is None else column[index]
 
+        def pick_list(column: list[Any] | None) -> list[Any] | None:
+            if column is None:
+                return None
+            return [column[i] for i in np.arange(len(column))[index].tolist()]
+
         return Detections(
             self.xyxy[index],
             self.confidence[index],
@@ -80,6 +95,8 @@ class Detections:
             pick(self.tracker_id),
             pick(self.mask),
             pick(self.keypoints),
+            pick_list(self.polygons),
+            pick_list(self.rle),
         )
 
     def with_tracker_ids(self, tracker_id: np.ndarray) -> Detections:
@@ -89,8 +106,10 @@ class Detections:
 
 @dataclass(eq=False)
 class Classification:
-    """Class scores of one frame: ``confidence`` ``(C,)`` float32 per class id;
-    ``multilabel`` models report every class at or above ``threshold``."""
+    """Class scores of one frame: ``confidence`` ``(C,)`` float32 per class id (probabilities);
+    ``threshold`` is the request's ``confidence``: a single-label JSON lists the classes at or
+    above it (``top`` is the best class whatever its score), a ``multilabel`` one names the
+    classes above it in ``predicted_classes`` (Roboflow's rule)."""
 
     confidence: np.ndarray
     multilabel: bool = False
@@ -104,12 +123,18 @@ class Classification:
         """The best class id."""
         return int(np.argmax(self.confidence))
 
+    @property
+    def predicted(self) -> list[int]:
+        """The class ids a multi-label model predicts: those scored above ``threshold``."""
+        return np.flatnonzero(self.confidence > self.threshold).tolist()
+
 
 @dataclass(eq=False)
 class FramePrediction:
     """What a model reported for one frame: the frame's ``image_size`` (width, height), the
     model's ``class_names`` and ``task``, and ``detections`` or ``classification``. ``extra``
-    holds anything else the model reported (kept as given in the JSON)."""
+    holds anything else the model reported (kept as given in the JSON). A keypoint model gives
+    ``keypoint_names``: per class id, the names of its keypoints (in keypoint order)."""
 
     image_size: tuple[int, int]
     class_names: Sequence[str]
@@ -117,6 +142,7 @@ class FramePrediction:
     detections: Detections | None = None
     classification: Classification | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    keypoint_names: Mapping[int, Sequence[str]] | None = None
 
     def class_name(self, class_id: int) -> str:
         """The name of ``class_id`` (``class_<id>`` when the model has no name for it)."""

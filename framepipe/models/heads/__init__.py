@@ -8,6 +8,13 @@ sees, and decodes them; ``choose_head`` picks one for a model (see ``registry``)
 | ``end-to-end`` (YOLOv10, YOLO26, ...) | ``[B, K, 6]``: x1, y1, x2, y2, score, class | as given | no |
 | ``yolo-nas`` | boxes ``[B, N, 4]`` xyxy, scores ``[B, N, nc]`` | best class | yes |
 | ``rf-detr`` | boxes ``[B, Q, 4]`` normalised cx, cy, w, h; logits ``[B, Q, nc]`` | sigmoid, top-k | no |
+| ``yolov8-seg`` (v8, v11) | ``[B, 4 + nc + 32, N]`` + prototypes ``[B, 32, mh, mw]`` | best class | yes |
+| ``yolov5-seg`` | ``[B, N, 5 + nc + 32]`` + prototypes ``[B, 32, mh, mw]`` | objectness x best class | yes |
+| ``yolov8-pose`` (v8, v11) | ``[B, 4 + nc + 3K, N]``: boxes, class scores, K keypoints | best class | yes |
+| ``classification`` (YOLOv8-cls, ViT; ResNet) | ``[B, nc]`` | softmax unless already | no |
+
+Each head declares its task (``Head.task``, Roboflow's ``project_task_type``); the heads of
+segmentation, keypoints and classification are ``TaskHead``s, which make whole predictions.
 
 Example:
     >>> import numpy as np

@@ -2,7 +2,10 @@
 
 A head says how well it fits a model's outputs (``fits``: 0 no, 1 possible, 2 certain), how many
 classes it sees in them, whether real outputs break its layout (``problem``), and decodes the
-outputs of one image into ``Candidates`` (boxes in model-input pixels, before NMS).
+outputs of one image into ``Candidates`` (boxes in model-input pixels, before NMS). A
+``TaskHead`` (segmentation, keypoints, classification) makes whole predictions instead; the
+helpers at the end (``suppress``, ``points_to_source``) serve those whose candidates carry
+columns through NMS.
 
 Example:
     >>> from framepipe.models.heads.base import OutputSpec
@@ -17,9 +20,17 @@ import ast
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from framepipe.models.nms import non_max_suppression
+from framepipe.models.params import InferenceParameters
+from framepipe.predictions import FramePrediction
+
+if TYPE_CHECKING:
+    from framepipe.artifacts import ModelArtifacts
+    from framepipe.models.preprocess import ResizeGeometry
 
 Shape = Sequence[int | str | None]
 
@@ -57,6 +68,8 @@ class OutputSpec:
     num_classes: int | None = None
     model_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    task_type: str | None = None
+    """Roboflow's ``project_task_type`` (``model_type.json``), when the model has one."""
 
     @property
     def shown(self) -> str:
@@ -73,9 +86,24 @@ class OutputSpec:
         """Whether Ultralytics exported the model with NMS inside (``end2end``)."""
         return literal(self.metadata.get("end2end")) is True
 
+    @property
+    def project_task(self) -> str | None:
+        """The Roboflow task the model is for: ``task_type``, else Ultralytics' ``task`` mapped
+        to Roboflow's name, else ``None`` (unknown)."""
+        return self.task_type or ULTRALYTICS_TASKS.get(self.task or "")
+
     def without_classes(self) -> OutputSpec:
         """The same outputs with the class count unknown."""
-        return OutputSpec(self.shapes, self.names, None, self.model_type, self.metadata)
+        return OutputSpec(self.shapes, self.names, None, self.model_type, self.metadata, self.task_type)
+
+
+ULTRALYTICS_TASKS = {
+    "detect": "object-detection",
+    "segment": "instance-segmentation",
+    "classify": "classification",
+    "pose": "keypoint-detection",
+}
+"""Ultralytics' exported ``task`` and Roboflow's ``project_task_type`` for it."""
 
 
 @dataclass(frozen=True)
@@ -92,15 +120,23 @@ class DecodeSettings:
 @dataclass(frozen=True)
 class Candidates:
     """Boxes of one image before NMS: ``boxes`` ``(K, 4)`` xyxy in model-input pixels, ``scores``
-    ``(K,)`` and ``class_ids`` ``(K,)``."""
+    ``(K,)`` and ``class_ids`` ``(K,)``; ``extra`` ``(K, E)`` holds what a task carries through
+    NMS with each box (mask coefficients, keypoint triplets), or is ``None``."""
 
     boxes: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
+    extra: np.ndarray | None = None
 
     @staticmethod
-    def empty() -> Candidates:
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64))
+    def empty(extra_columns: int | None = None) -> Candidates:
+        extra = None if extra_columns is None else np.zeros((0, extra_columns), np.float32)
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int64), extra)
+
+    def __getitem__(self, index: np.ndarray) -> Candidates:
+        """The candidates chosen by an index array or a boolean mask."""
+        extra = None if self.extra is None else self.extra[index]
+        return Candidates(self.boxes[index], self.scores[index], self.class_ids[index], extra)
 
 
 class Head(ABC):
@@ -109,12 +145,17 @@ class Head(ABC):
 
     name: ClassVar[str]
     layout: ClassVar[str]
+    task: ClassVar[str] = "object-detection"  # Roboflow's project_task_type of the layout
     families: ClassVar[tuple[str, ...]] = ()
     nms: ClassVar[bool] = True
     round_boxes: ClassVar[bool] = True  # as Roboflow: YOLO boxes in whole pixels
     mean: ClassVar[tuple[float, float, float] | None] = None  # input normalisation (RGB, 0..1 scale)
     std: ClassVar[tuple[float, float, float] | None] = None
     priority: ClassVar[int] = 0  # registry order; ties in fit are errors whatever the order
+
+    def normalisation(self, spec: OutputSpec) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """The input ``(mean, std)`` for a model of ``spec`` (RGB, 0..1 scale; ``None``: none)."""
+        return self.mean, self.std
 
     def claims(self, model_type: str) -> bool:
         """Whether a Roboflow ``model_type`` (``yolov8n``, ``rfdetr-base``, ...) means this layout."""
@@ -192,3 +233,71 @@ def best_class(class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def one_rank3(spec: OutputSpec) -> bool:
     """One output of rank 3 (``[B, a, b]``)."""
     return len(spec.shapes) == 1 and len(spec.shapes[0]) == 3
+
+
+# -- heads of tasks other than boxes alone -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadContext:
+    """What a task head knows of its model: ``model_id``, ``class_names``, Roboflow's ``task``,
+    the ``input_size`` (width, height) and the ``settings`` its ``configure`` returned."""
+
+    model_id: str
+    class_names: list[str]
+    task: str
+    input_size: tuple[int, int]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskHead(Head):
+    """A head that makes the frame's typed prediction itself (masks, keypoints, class scores): it
+    declares its ``task`` and ``parameters_type``, reads what else it needs from the model's files
+    once (``configure``) and turns a batch of outputs into one prediction per image."""
+
+    parameters_type: ClassVar[type[InferenceParameters]] = InferenceParameters
+
+    def configure(self, spec: OutputSpec, artifacts: ModelArtifacts, class_names: list[str]) -> dict[str, Any]:
+        """Read and check what this head needs from the model's files (``ModelArtifactError``)."""
+        return {}
+
+    @abstractmethod
+    def predictions(
+        self,
+        outputs: Sequence[np.ndarray],
+        geometries: Sequence[ResizeGeometry],
+        parameters: InferenceParameters,
+        context: HeadContext,
+    ) -> list[FramePrediction]:
+        """One prediction per image of the batch (``outputs`` with their batch axis)."""
+
+
+def suppress(found: Candidates, parameters: InferenceParameters, allowed: np.ndarray | None = None) -> Candidates:
+    """``found`` after the class filter and NMS, best first, at most ``max_detections``."""
+    if allowed is not None:
+        found = found[np.isin(found.class_ids, allowed)]
+    keep = non_max_suppression(
+        found.boxes,
+        found.scores,
+        parameters.iou_threshold,
+        None if parameters.class_agnostic_nms else found.class_ids,
+        parameters.max_detections,
+    )
+    return found[keep]
+
+
+def allowed_ids(class_names: Sequence[str], parameters: InferenceParameters) -> np.ndarray | None:
+    """The class ids the request's ``class_filter`` keeps (``None``: all)."""
+    if parameters.class_filter is None:
+        return None
+    return np.array([i for i, n in enumerate(class_names) if n in parameters.class_filter], np.int64)
+
+
+def points_to_source(points: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
+    """``(..., 2)`` x, y from model-input pixels to original-frame pixels, clipped to the part of
+    the frame the model saw (as boxes are)."""
+    out = np.empty(points.shape, np.float32)
+    width, height = geometry.source_size
+    out[..., 0] = np.clip((points[..., 0] - geometry.pad_x) / geometry.scale_x, 0, width) + geometry.offset_x
+    out[..., 1] = np.clip((points[..., 1] - geometry.pad_y) / geometry.scale_y, 0, height) + geometry.offset_y
+    return out

@@ -78,6 +78,11 @@ def _layouts() -> str:
 def choose_head(spec: OutputSpec) -> tuple[Head, str]:
     """The head for a model's outputs, and why it was chosen."""
     registered = heads()
+    task = spec.project_task
+    if task is not None:  # a task Roboflow or Ultralytics names: only its layouts
+        registered = [h for h in registered if h.task == task]
+        if not registered:
+            raise UnsupportedModelOutputError(f"no decoder for the task {task!r}; outputs: {spec.shown}")
     if spec.model_type:
         claimed = [h for h in registered if h.claims(spec.model_type)]
         if claimed:
