@@ -55,3 +55,13 @@ def test_pipeline_runs_each_task(tmp_path: Path, clip: Any, task: str) -> None:
     assert len(received) == clip.frames
     for payload in received:
         check(task, payload)
+
+
+def test_pipeline_passes_task_parameters_to_the_model(tmp_path: Path, clip: Any, caplog: Any) -> None:
+    folder = folder_for("instance-segmentation", tmp_path)
+    pipeline = InferencePipeline.init(clip.video_path, str(folder), lambda p, f: None, mask_decode_mode="fast")
+    assert getattr(pipeline.inference_parameters, "mask_decode_mode", None) == "fast"
+    pipeline.terminate()
+    detector = InferencePipeline.init(clip.video_path, "framepipe-shapes/1", lambda p, f: None, mask_decode_mode="fast")
+    assert not hasattr(detector.inference_parameters, "mask_decode_mode")
+    detector.terminate()

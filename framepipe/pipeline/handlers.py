@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,19 @@ from framepipe.predictions import FramePrediction
 from framepipe.sources.entities import VideoFrame
 
 __all__ = ["InferenceHandler", "ModelHandler", "load_model_handler", "model_handler"]
+
+logger = logging.getLogger("framepipe.pipeline")
+
+_ROBOFLOW_DEFAULTS: dict[str, Any] = {"mask_decode_mode": "accurate", "tradeoff_factor": 0.0}
+"""``InferencePipeline.init``'s defaults for task parameters: passing them to another task is no mistake."""
+_warned: set[str] = set()
+
+
+def _warn_once(name: str, message: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning(message)
+
 
 InferenceHandler = Callable[[list[VideoFrame]], Sequence[Any]]
 
@@ -73,15 +87,26 @@ def load_model_handler(
     max_detections: int | None = None,
     class_filter: Sequence[str] | None = None,
     env: Mapping[str, str] | None = None,
+    task_parameters: Mapping[str, Any] | None = None,
 ) -> ModelHandler:
     """Load and hold ``model_id`` for a pipeline (``live``: any source is live, which also chooses
     the process's ONNX Runtime plan if no model chose it yet); ``None`` means Roboflow's default,
-    overridden by its environment variable."""
+    overridden by its environment variable. ``task_parameters`` (e.g. ``mask_decode_mode``) go to
+    a model whose task has them; for another task a value other than the default is warned about
+    once and ignored."""
     workers = plan_workers(inference_workers, live=live)
     lease = acquire_model(model_id, api_key=api_key, workload="latency" if live else "throughput")
     try:
-        parameters = InferenceParameters.from_env(
+        kind = type(lease.model.parameters())  # this task's parameters
+        known = set(getattr(kind, "__dataclass_fields__", {}))
+        extra = {k: v for k, v in (task_parameters or {}).items() if v is not None and k in known}
+        for name in sorted(set(task_parameters or {}) - known):
+            value = (task_parameters or {})[name]
+            if value is not None and value != _ROBOFLOW_DEFAULTS.get(name):
+                _warn_once(name, f"{name}={value!r} does not apply to {lease.model.task_type} models; ignored")
+        parameters = kind.from_env(
             env,
+            **extra,
             confidence=confidence,
             iou_threshold=iou_threshold,
             class_agnostic_nms=class_agnostic_nms,

@@ -183,8 +183,6 @@ class InferencePipeline(PipelineEngine):
             _warn_once("active_learning", "active learning is a Roboflow platform feature; framepipe ignores it")
         if active_learning_target_dataset is not None:
             _warn_once("active_learning_target", "active_learning_target_dataset is ignored by framepipe")
-        if mask_decode_mode not in (None, "accurate") or tradeoff_factor not in (None, 0.0):
-            _warn_once("mask_decode", "mask_decode_mode and tradeoff_factor apply to segmentation models; ignored")
         _ignored(
             video_processing_mode=video_processing_mode,
             max_staleness=max_staleness,
@@ -202,6 +200,7 @@ class InferencePipeline(PipelineEngine):
             max_candidates=max_candidates,
             max_detections=max_detections,
             class_filter=class_filter,
+            task_parameters={"mask_decode_mode": mask_decode_mode, "tradeoff_factor": tradeoff_factor},
         )
         config = PipelineConfig(
             batching=Batching(batch_collection_timeout, None, loaded.inference_workers, max_fps),
