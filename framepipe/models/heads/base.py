@@ -219,6 +219,23 @@ def top_k(scores: np.ndarray, keep: np.ndarray, limit: int) -> np.ndarray:
     return keep
 
 
+def channels_first_candidates(
+    pred: np.ndarray, num_classes: int, values: int, confidence: float, max_candidates: int
+) -> Candidates:
+    """The boxes of one image's ``[4 + nc + values, N]`` output (YOLOv8's layout with ``values``
+    more channels per anchor: mask coefficients, keypoints), those channels as ``extra``. Each
+    anchor's best score first, the class argmax only where it passes."""
+    class_scores = pred[4 : 4 + num_classes]
+    scores = class_scores.max(axis=0)
+    keep = top_k(scores, np.flatnonzero(scores >= confidence), max_candidates)
+    if not keep.size:
+        return Candidates.empty(values)
+    class_ids = class_scores[:, keep].argmax(axis=0).astype(np.int64)
+    boxes = cxcywh_to_xyxy(pred[0, keep], pred[1, keep], pred[2, keep], pred[3, keep])
+    extra = pred[4 + num_classes : 4 + num_classes + values, keep].T.astype(np.float32)
+    return Candidates(boxes, scores[keep].astype(np.float32), class_ids, extra)
+
+
 def cxcywh_to_xyxy(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Centre and size columns into ``(K, 4)`` xyxy float32."""
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32).reshape(-1, 4)

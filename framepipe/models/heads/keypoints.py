@@ -39,13 +39,12 @@ from framepipe.models.heads.base import (
     Shape,
     TaskHead,
     allowed_ids,
-    cxcywh_to_xyxy,
+    channels_first_candidates,
     dim,
     literal,
     one_rank3,
     points_to_source,
     suppress,
-    top_k,
 )
 from framepipe.models.heads.registry import register_head
 from framepipe.models.params import InferenceParameters, KeypointParameters
@@ -137,15 +136,7 @@ class KeypointHead(TaskHead):
     def _candidates(
         self, pred: np.ndarray, num_classes: int, values: int, parameters: InferenceParameters
     ) -> Candidates:
-        class_scores = pred[4 : 4 + num_classes]
-        scores = class_scores.max(axis=0)
-        keep = top_k(scores, np.flatnonzero(scores >= parameters.confidence), parameters.max_candidates)
-        if not keep.size:
-            return Candidates.empty(values)
-        class_ids = class_scores[:, keep].argmax(axis=0).astype(np.int64)
-        boxes = cxcywh_to_xyxy(pred[0, keep], pred[1, keep], pred[2, keep], pred[3, keep])
-        extra = pred[4 + num_classes : 4 + num_classes + values, keep].T.astype(np.float32)
-        return Candidates(boxes, scores[keep].astype(np.float32), class_ids, extra)
+        return channels_first_candidates(pred, num_classes, values, parameters.confidence, parameters.max_candidates)
 
     def predictions(
         self,

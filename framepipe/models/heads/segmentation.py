@@ -39,6 +39,7 @@ from framepipe.models.heads.base import (
     Shape,
     TaskHead,
     allowed_ids,
+    channels_first_candidates,
     cxcywh_to_xyxy,
     dim,
     matches,
@@ -204,15 +205,7 @@ class YOLOv8SegmentationHead(TaskHead):
 
     def candidates(self, pred: np.ndarray, num_classes: int, masks: int, parameters: InferenceParameters) -> Candidates:
         """The boxes of one image's predictions ``[4 + nc + M, N]``, their coefficients as ``extra``."""
-        class_scores = pred[4 : 4 + num_classes]
-        scores = class_scores.max(axis=0)
-        keep = top_k(scores, np.flatnonzero(scores >= parameters.confidence), parameters.max_candidates)
-        if not keep.size:
-            return Candidates.empty(masks)
-        boxes = cxcywh_to_xyxy(pred[0, keep], pred[1, keep], pred[2, keep], pred[3, keep])
-        class_ids = class_scores[:, keep].argmax(axis=0).astype(np.int64)
-        extra = pred[4 + num_classes : 4 + num_classes + masks, keep].T.astype(np.float32)
-        return Candidates(boxes, scores[keep].astype(np.float32), class_ids, extra)
+        return channels_first_candidates(pred, num_classes, masks, parameters.confidence, parameters.max_candidates)
 
     def predictions(
         self,
