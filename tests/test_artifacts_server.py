@@ -86,7 +86,7 @@ def test_idle_connections_are_closed_and_the_server_keeps_answering(registry) ->
         began = time.monotonic()
         for connection in sockets:
             connection.settimeout(max(0.1, 8 - (time.monotonic() - began)))
-            assert connection.recv(1024) in (b"",) or True  # drained until the server closes it
+            connection.recv(1024)  # drained (a 408 for the unfinished one) until the server closes it
         open_ones = 0
         for connection in sockets:
             connection.settimeout(0.05)

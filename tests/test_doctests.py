@@ -12,16 +12,7 @@ import framepipe
 
 NEEDS_EXTRA = {"framepipe.demo.train": "torch"}  # imports an optional extra at module level
 SCRIPTS = {"framepipe.__main__"}  # runs the command line when imported
-# Examples known to fail, each with its reason; strict, so that a fix is noticed here.
-KNOWN_BROKEN: dict[str, str] = {}
-
-MODULES = [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[name]))
-    if name in KNOWN_BROKEN
-    else name
-    for name in sorted(m.name for m in pkgutil.walk_packages(framepipe.__path__, "framepipe."))
-    if name not in SCRIPTS
-]
+MODULES = sorted(m.name for m in pkgutil.walk_packages(framepipe.__path__, "framepipe.") if m.name not in SCRIPTS)
 
 
 @pytest.mark.parametrize("name", MODULES)
