@@ -134,7 +134,9 @@ class FramePrediction:
     """What a model reported for one frame: the frame's ``image_size`` (width, height), the
     model's ``class_names`` and ``task``, and ``detections`` or ``classification``. ``extra``
     holds anything else the model reported (kept as given in the JSON). A keypoint model gives
-    ``keypoint_names``: per class id, the names of its keypoints (in keypoint order)."""
+    ``keypoint_names``: per class id, the names of its keypoints (in keypoint order), and
+    ``keypoint_edges`` where its metadata has a skeleton: per class id, ``(a, b)`` pairs of
+    0-based keypoint indices to join."""
 
     image_size: tuple[int, int]
     class_names: Sequence[str]
@@ -143,6 +145,7 @@ class FramePrediction:
     classification: Classification | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     keypoint_names: Mapping[int, Sequence[str]] | None = None
+    keypoint_edges: Mapping[int, Sequence[tuple[int, int]]] | None = None
 
     def class_name(self, class_id: int) -> str:
         """The name of ``class_id`` (``class_<id>`` when the model has no name for it)."""

@@ -26,7 +26,7 @@ import numpy as np
 import supervision as sv  # imported with the module, not on the first frame: it takes about a second
 
 from framepipe.models.preprocess import letterbox
-from framepipe.predictions.roboflow import typed
+from framepipe.sinks.annotators import ClassLabelAnnotator, MaskFillAnnotator, Scene, edge_annotator, scene_of
 from framepipe.sources.entities import VideoFrame
 
 logger = logging.getLogger("framepipe.sinks")
@@ -36,7 +36,9 @@ FrameRenderedHandler = Callable[[Any], None]
 
 
 DEFAULT_ANNOTATORS: list[Any] = [sv.BoxAnnotator(), sv.LabelAnnotator()]
-"""Boxes, then labels with class, confidence and tracker id (Roboflow's render_boxes default)."""
+"""Boxes, then labels with class, confidence and tracker id (Roboflow's render_boxes default).
+Segmentation masks, keypoints and class labels are drawn around them by task (see
+``framepipe.sinks.annotators``)."""
 
 DEFAULT_FPS_MONITOR = sv.FPSMonitor()
 """The monitor render_boxes ticks once per frame unless given another one, or ``None``."""
@@ -115,23 +117,69 @@ def _labels(detections: sv.Detections) -> list[str]:
     return labels
 
 
+_KEYPOINT_ANNOTATORS = (sv.VertexAnnotator, sv.EdgeAnnotator, sv.VertexLabelAnnotator)
+
+
+def _with_masks(scene: Scene, image: np.ndarray) -> sv.Detections:
+    """The scene's detections with full-frame masks filled from its polygons, for a user's
+    annotator that needs ``mask`` (made only then: they are large)."""
+    detections = scene.detections
+    if detections.mask is not None or not scene.polygons or len(scene.polygons) != len(detections):
+        return detections
+    masks = np.zeros((len(detections), *image.shape[:2]), np.uint8)
+    for index, polygon in enumerate(scene.polygons):
+        if len(polygon) >= 3:
+            cv2.fillPoly(masks[index], [np.round(polygon).astype(np.int32).reshape(-1, 1, 2)], 1)
+    detections.mask = masks.astype(bool)
+    return detections
+
+
+def _default_drawing(annotated: np.ndarray, scene: Scene) -> np.ndarray:
+    if scene.labels:
+        return ClassLabelAnnotator().annotate(annotated, scene.labels)
+    if scene.detections.mask is not None or scene.polygons:
+        annotated = MaskFillAnnotator().annotate(annotated, scene.detections, scene.polygons)
+    for item in DEFAULT_ANNOTATORS:
+        annotated = _apply(item, annotated, scene)
+    if scene.key_points is not None and len(scene.key_points):
+        edges = edge_annotator(scene.edges, scene.key_points)
+        if edges is not None:
+            annotated = edges.annotate(annotated, scene.key_points)
+        annotated = sv.VertexAnnotator(color=sv.Color.ROBOFLOW, radius=4).annotate(annotated, scene.key_points)
+    return annotated
+
+
+def _apply(item: Any, annotated: np.ndarray, scene: Scene) -> np.ndarray:
+    if isinstance(item, ClassLabelAnnotator):
+        return item.annotate(annotated, scene.labels)
+    if isinstance(item, _KEYPOINT_ANNOTATORS):
+        return item.annotate(annotated, scene.key_points) if scene.key_points is not None else annotated
+    if isinstance(item, MaskFillAnnotator):
+        return item.annotate(annotated, scene.detections, scene.polygons)
+    if isinstance(item, sv.LabelAnnotator | sv.RichLabelAnnotator):
+        return item.annotate(annotated, scene.detections, labels=_labels(scene.detections))
+    if isinstance(item, sv.MaskAnnotator | sv.PolygonAnnotator | sv.HaloAnnotator):
+        return item.annotate(annotated, _with_masks(scene, annotated))
+    return item.annotate(annotated, scene.detections)
+
+
 def annotate(image: np.ndarray, prediction: dict[str, Any] | None, annotator: Any = None) -> np.ndarray:
-    """A copy of ``image`` with the boxes and labels of a Roboflow prediction dict drawn on it."""
+    """A copy of ``image`` with a prediction of any task drawn on it (see
+    ``framepipe.sinks.annotators``). ``annotator``: a supervision annotator or a list of them,
+    instead of the task's default drawing; keypoint annotators get ``sv.KeyPoints``, mask
+    annotators get masks made from the polygons."""
     annotated = image.copy()
-    if not prediction or not prediction.get("predictions"):
+    if not prediction:
         return annotated
     try:
-        known = typed(prediction)  # the model's own columns, when the pipeline passed them along
-        detections = known.to_supervision() if known is not None else sv.Detections.from_inference(prediction)
+        scene = scene_of(prediction)
     except (KeyError, TypeError, ValueError) as error:
         logger.warning("cannot draw these predictions (%s); showing the plain frame", error)
         return annotated
-    annotators = annotator if isinstance(annotator, (list, tuple)) else [annotator] if annotator else DEFAULT_ANNOTATORS
-    for item in annotators:
-        if isinstance(item, sv.LabelAnnotator | sv.RichLabelAnnotator):
-            annotated = item.annotate(annotated, detections, labels=_labels(detections))
-        else:
-            annotated = item.annotate(annotated, detections)
+    if not annotator:
+        return _default_drawing(annotated, scene)
+    for item in annotator if isinstance(annotator, (list, tuple)) else [annotator]:
+        annotated = _apply(item, annotated, scene)
     return annotated
 
 
@@ -158,8 +206,10 @@ def render_boxes(
 
     Works for one frame (``on_frame_rendered((source_id, image))``) or the lists a multi-source
     pipeline delivers (``on_frame_rendered([(index, image), ...])``, a black tile where a source
-    had no frame). ``annotator`` is a supervision annotator or a list of them (default: boxes and
-    labels with class and confidence, and tracker id when present); ``display_size`` letterboxes
+    had no frame). ``annotator`` is a supervision annotator or a list of them (default, by task:
+    boxes and labels with class, confidence and tracker id; translucent masks under them for
+    segmentation; skeleton edges and keypoints over them for keypoints; the top class and its
+    confidence for classification); ``display_size`` letterboxes
     each image to ``(width, height)`` (``None`` keeps the frame's size); ``fps_monitor`` (a
     ``supervision.FPSMonitor``, ``None`` for none) is ticked once per frame and shown with the
     latency when ``display_statistics``.

@@ -4,10 +4,12 @@ then ``K`` keypoints of ``d`` values, ``x, y[, confidence]``), in model-input pi
 The keypoint columns ride through NMS with their box, then go back to frame pixels as boxes do
 (clipped to the frame). Names come from ``keypoints_metadata.json`` (Roboflow's
 ``[{"object_class_id": 0, "keypoints": {"0": "nose", ...}}]``), else from Ultralytics' ``kpt_shape``
-(named by index). ``K`` must agree with the outputs: the largest keypoint list of the metadata
-must hold exactly ``K`` names (Ultralytics pads classes with fewer keypoints with zeros, so
-smaller lists for other classes are fine), and ``kpt_shape`` must match the channels; else
-``ModelArtifactError`` says what disagrees.
+(named by index). An entry may also carry the class's skeleton, ``"edges"`` (or COCO's
+``"skeleton"``): ``[a, b]`` pairs or ``{"from": a, "to": b}`` objects of 0-based keypoint
+indices, which ``render_boxes`` joins with lines. ``K`` must agree with the outputs: the
+largest keypoint list of the metadata must hold exactly ``K`` names (Ultralytics pads classes
+with fewer keypoints with zeros, so smaller lists for other classes are fine), and
+``kpt_shape`` must match the channels; else ``ModelArtifactError`` says what disagrees.
 
 Keypoints scored below the request's ``keypoint_confidence`` are kept, marked missing
 (``x = y = confidence = 0``), so that every object has all its keypoints (supervision's
@@ -17,6 +19,8 @@ Example:
     >>> from framepipe.models.heads.keypoints import parse_keypoint_names
     >>> parse_keypoint_names([{"object_class_id": 0, "keypoints": {"1": "tail", "0": "head"}}], "meta")
     {0: ['head', 'tail']}
+    >>> parse_keypoint_edges([{"object_class_id": 0, "keypoints": {"0": "a", "1": "b"}, "edges": [[0, 1]]}], "meta")
+    {0: [(0, 1)]}
 """
 
 from __future__ import annotations
@@ -75,6 +79,40 @@ def parse_keypoint_names(metadata: Any, where: object) -> dict[int, list[str]]:
     return names
 
 
+def _edge(value: Any) -> tuple[Any, Any] | None:
+    if isinstance(value, dict):
+        value = (value.get("from", value.get("source")), value.get("to", value.get("target")))
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value[0], value[1]
+    return None
+
+
+def parse_keypoint_edges(metadata: Any, where: object) -> dict[int, list[tuple[int, int]]]:
+    """The skeletons of ``keypoints_metadata.json``, ``{class_id: [(a, b), ...]}`` (0-based
+    keypoint indices), for the classes that have one."""
+    names = parse_keypoint_names(metadata, where)
+    edges: dict[int, list[tuple[int, int]]] = {}
+    for entry in metadata:
+        raw = entry.get("edges", entry.get("skeleton"))
+        if raw is None:
+            continue
+        class_id, count = entry["object_class_id"], len(names[entry["object_class_id"]])
+        if not isinstance(raw, list):
+            raise ModelArtifactError(f"{where}: class {class_id}: edges must be a list, got {raw!r:.80}")
+        pairs = []
+        for value in raw:
+            pair = _edge(value)
+            ok = pair is not None and all(isinstance(i, int) and 0 <= i < count for i in pair)
+            if not ok:
+                raise ModelArtifactError(
+                    f"{where}: class {class_id}: edge {value!r:.40} is not a pair of keypoint indices 0..{count - 1}"
+                )
+            assert pair is not None
+            pairs.append((int(pair[0]), int(pair[1])))
+        edges[class_id] = pairs
+    return edges
+
+
 class KeypointHead(TaskHead):
     name = "yolov8-pose"
     layout = "YOLOv8/11-pose [B, 4+nc+3K, N]"
@@ -120,15 +158,18 @@ class KeypointHead(TaskHead):
         if kpt_count is not None and kpt_count != found:
             raise ModelArtifactError(f"{where}: kpt_shape says {kpt_count} keypoints, the outputs carry {found}")
         names = {c: [str(i) for i in range(found)] for c in range(num_classes)}
+        edges: dict[int, list[tuple[int, int]]] = {}
         path = artifacts.folder / KEYPOINTS_FILE  # a bare .onnx file's folder is the one it lies in
         if path.is_file():
-            names = parse_keypoint_names(parse_json(path.read_bytes(), path), path)
+            metadata = parse_json(path.read_bytes(), path)
+            names = parse_keypoint_names(metadata, path)
+            edges = parse_keypoint_edges(metadata, path)
             most = max((len(v) for v in names.values()), default=0)
             if most != found:
                 raise ModelArtifactError(
                     f"{path} names {most} keypoints for a class but the model outputs {found} per object"
                 )
-        return {"num_classes": num_classes, "keypoints": found, "dims": dims, "names": names}
+        return {"num_classes": num_classes, "keypoints": found, "dims": dims, "names": names, "edges": edges or None}
 
     def decode(self, outputs: Sequence[np.ndarray], settings: DecodeSettings) -> Candidates:
         raise NotImplementedError("the keypoint head decodes with its model's class count: see predictions")
@@ -172,6 +213,7 @@ class KeypointHead(TaskHead):
                     self.task,
                     detections=detections,
                     keypoint_names=settings["names"],
+                    keypoint_edges=settings["edges"],
                 )
             )
         return results
