@@ -2,15 +2,15 @@
 
 Example:
     >>> from framepipe.artifacts.layout import weights_file_for
-    >>> weights_file_for("yolov8n"), weights_file_for("yolov5v2s")
-    ('weights.onnx', 'yolov5s_weights.onnx')
+    >>> weights_file_for("yolov8n"), weights_file_for("yolov5v2s"), weights_file_for("resnet50")
+    ('weights.onnx', 'yolov5s_weights.onnx', 'best.onnx')
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS_FILE_NAMES = ("weights.onnx", "yolov5s_weights.onnx")
+WEIGHTS_FILE_NAMES = ("weights.onnx", "yolov5s_weights.onnx", "best.onnx")
 """Weight file names Roboflow's cache uses, in the order they are looked for."""
 ENVIRONMENT_FILE = "environment.json"
 CLASS_NAMES_FILE = "class_names.txt"
@@ -30,8 +30,12 @@ MODEL_TYPE_DEFAULTS = {
 
 def weights_file_for(model_type: str) -> str:
     """The weights file name Roboflow Inference reads for ``model_type``: YOLOv5 models use
-    ``yolov5s_weights.onnx``, every other architecture ``weights.onnx``."""
-    return "yolov5s_weights.onnx" if model_type.lower().startswith("yolov5") else "weights.onnx"
+    ``yolov5s_weights.onnx``, the ResNet and ViT classifiers ``best.onnx``, every other
+    architecture ``weights.onnx``."""
+    kind = model_type.lower()
+    if kind.startswith("yolov5"):
+        return "yolov5s_weights.onnx"
+    return "best.onnx" if kind.startswith(("resnet", "vit")) else "weights.onnx"
 
 
 def part_path(final: Path) -> Path:

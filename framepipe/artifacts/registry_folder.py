@@ -37,6 +37,7 @@ from framepipe.artifacts.layout import (
     KEYPOINTS_FILE,
     MODEL_TYPE_FILE,
     WEIGHTS_FILE_NAMES,
+    weights_file_for,
 )
 from framepipe.artifacts.model_id import ModelRef, model_folder, parse_model_id, safe_file_name
 from framepipe.errors import FramepipeError, ModelArtifactError, ModelNotFoundError
@@ -188,7 +189,10 @@ def add_model(
         raise ModelArtifactError(f"{destination} already holds a model; pass overwrite=True (--force) to replace it")
     load_folder(side, model_id, weights=weights)  # refuses malformed side files before anything is copied
     destination.mkdir(parents=True, exist_ok=True)
-    weights_name = weights.name if weights.name in WEIGHTS_FILE_NAMES else WEIGHTS_FILE_NAMES[0]
+    if source_path.is_dir() or weights.name in WEIGHTS_FILE_NAMES[:2]:
+        weights_name = weights.name  # a Roboflow folder's own name
+    else:  # a training run's best.onnx, or any other name: the name the model type reads
+        weights_name = weights_file_for(model_type) if model_type else WEIGHTS_FILE_NAMES[0]
     for other in WEIGHTS_FILE_NAMES:
         if other != weights_name:
             (destination / other).unlink(missing_ok=True)

@@ -40,7 +40,7 @@ from framepipe.artifacts.folder import (
 from framepipe.artifacts.in_use import hold_shared
 from framepipe.artifacts.layout import WEIGHTS_FILE_NAMES
 from framepipe.artifacts.model_id import ModelRef, parse_model_id
-from framepipe.artifacts.stub import STUB_VERSION_ID, stub_artifacts
+from framepipe.artifacts.stub import STUB_VERSION_ID, known_task, stub_artifacts
 from framepipe.errors import ModelCacheError, ModelCacheLockTimeout, ModelNotFoundError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
@@ -115,8 +115,9 @@ def resolve_model(
     if target != model_id and _looks_like_path(target):
         return resolve_model(target, api_key=api_key, cache_dir=cache_dir)
     ref = parse_model_id(target)
-    if ref.version_id == STUB_VERSION_ID:
-        return stub_artifacts(ref)
+    if ref.version_id == STUB_VERSION_ID:  # the dataset's task, from a version already here
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        return stub_artifacts(ref, known_task([BUNDLED_DIR / ref.dataset_id, cache_root / ref.dataset_id]))
     bundled = bundled_folder(ref)
     if bundled is not None:
         return load_folder(bundled, ref.model_id)
