@@ -26,10 +26,17 @@ from framepipe.errors import ModelArtifactError
 logger = logging.getLogger("framepipe.models")
 
 STRETCH = "Stretch to"
+ULTRALYTICS_LETTERBOX = "Ultralytics letterbox"
+"""framepipe's name for a bare Ultralytics export's resize (no ``environment.json``): its
+``LetterBox`` (sizes rounded, grey 114 edges split as Ultralytics splits them)."""
+ULTRALYTICS_CLASSIFY = "Ultralytics classify"
+"""framepipe's name for a bare Ultralytics classifier's resize: the shortest side to the input
+size with PIL's bilinear filter, then a centre crop (Ultralytics' ``classify_transforms``)."""
 PAD_COLORS: dict[str, tuple[int, int, int]] = {
     "Fit (black edges) in": (0, 0, 0),
     "Fit (white edges) in": (255, 255, 255),
     "Fit (grey edges) in": (114, 114, 114),
+    ULTRALYTICS_LETTERBOX: (114, 114, 114),
 }
 """Letterbox formats and their padding colours (BGR)."""
 

@@ -21,7 +21,12 @@ import numpy as np
 
 from framepipe.errors import ModelArtifactError, UnsupportedModelOutputError
 from framepipe.models.base import ExecutorCalls
-from framepipe.models.environment import PreprocessingConfig, parse_preprocessing
+from framepipe.models.environment import (
+    ULTRALYTICS_CLASSIFY,
+    ULTRALYTICS_LETTERBOX,
+    PreprocessingConfig,
+    parse_preprocessing,
+)
 from framepipe.models.executor import Slot
 from framepipe.models.heads import Candidates, Head, OutputSpec, choose_head
 from framepipe.models.heads.base import DecodeSettings, HeadContext, TaskHead, dim, literal
@@ -80,13 +85,13 @@ def _resolution(artifacts: ModelArtifacts) -> tuple[int, int] | None:
     return None
 
 
-def _preprocessing(artifacts: ModelArtifacts) -> PreprocessingConfig:
+def _preprocessing(artifacts: ModelArtifacts, task: str) -> PreprocessingConfig:
     environment_path = artifacts.folder / "environment.json"
     if not artifacts.environment:
         if artifacts.model_type is not None and not environment_path.is_file():
             raise ModelArtifactError(f"{environment_path} is missing: a Roboflow model folder needs it")
-        # a bare ONNX file: Ultralytics' letterbox with grey edges
-        return PreprocessingConfig("Fit (grey edges) in")
+        # a bare ONNX file (an Ultralytics export): what Ultralytics' own predict does
+        return PreprocessingConfig(ULTRALYTICS_CLASSIFY if task == "classification" else ULTRALYTICS_LETTERBOX)
     try:
         return parse_preprocessing(artifacts.environment.get("PREPROCESSING", {}))
     except ModelArtifactError as error:
@@ -148,7 +153,9 @@ class OnnxModel(ExecutorCalls):
         self._background = names.index(RFDETR_BACKGROUND) if RFDETR_BACKGROUND in names else None
         self.class_names = [n for n in names if n != RFDETR_BACKGROUND]
         self.task_type = self.head.task
-        config = _preprocessing(artifacts)
+        config = _preprocessing(artifacts, self.task_type)
+        # Roboflow's models give whole-pixel boxes; a bare export gives Ultralytics' unrounded ones
+        self.round_boxes = self.head.round_boxes and bool(artifacts.environment)
         fallback = config.size or _resolution(artifacts) or metadata_size(metadata) or (DEFAULT_INPUT_SIZE,) * 2
         width = dim(shape[3]) or fallback[0]
         height = dim(shape[2]) or fallback[1]
@@ -159,7 +166,9 @@ class OnnxModel(ExecutorCalls):
         self.context: HeadContext | None = None
         if isinstance(self.head, TaskHead):  # a task head makes whole predictions (masks, keypoints, classes)
             settings = self.head.configure(spec, artifacts, self.class_names)
-            self.context = HeadContext(self.model_id, self.class_names, self.task_type, self.input_size, settings)
+            self.context = HeadContext(
+                self.model_id, self.class_names, self.task_type, self.input_size, settings, self.round_boxes
+            )
 
     def parameters(self, **kwargs: Any) -> InferenceParameters:
         """This task's parameters from keyword arguments (``None`` keeps the default); names the
@@ -255,7 +264,7 @@ class OnnxModel(ExecutorCalls):
         else:
             keep = np.arange(min(len(boxes), max(parameters.max_detections, 0)))
         mapped = geometry.to_source(boxes[keep])
-        if self.head.round_boxes:
+        if self.round_boxes:
             mapped = np.round(mapped)
         inside = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])  # not wholly in the padding
         detections = Detections(mapped[inside], scores[keep][inside], class_ids[keep][inside])

@@ -18,13 +18,18 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from framepipe.models.environment import PreprocessingConfig, StaticCrop
+from framepipe.models.environment import (
+    ULTRALYTICS_CLASSIFY,
+    ULTRALYTICS_LETTERBOX,
+    PreprocessingConfig,
+    StaticCrop,
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,24 @@ def letterbox_geometry(width: int, height: int, target_w: int, target_h: int) ->
     )
 
 
+def ultralytics_letterbox_geometry(width: int, height: int, target_w: int, target_h: int) -> ResizeGeometry:
+    """Ultralytics' ``LetterBox`` (``auto=False``, ``center=True``, scaling up too): one gain for
+    both axes, the picture ``round(side * gain)`` pixels, the padding ``round(half - 0.1)`` before
+    it; boxes map back by that gain and padding, as its ``scale_boxes`` does.
+
+    Example:
+        >>> g = ultralytics_letterbox_geometry(1000, 501, 640, 640)
+        >>> g.resized_size, g.pad_y, letterbox_geometry(1000, 501, 640, 640).resized_size
+        ((640, 321), 159, (640, 320))
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    gain = min(target_h / height, target_w / width)
+    new_w, new_h = round(width * gain), round(height * gain)
+    left, top = round((target_w - new_w) / 2 - 0.1), round((target_h - new_h) / 2 - 0.1)
+    return ResizeGeometry((width, height), gain, gain, left, top)
+
+
 def letterbox(
     image: np.ndarray,
     target_w: int,
@@ -84,14 +107,16 @@ def letterbox(
     color: tuple[int, int, int] = (114, 114, 114),
     out: np.ndarray | None = None,
     pad: bool = True,
+    geometry_of: Callable[[int, int, int, int], ResizeGeometry] | None = None,
 ) -> tuple[np.ndarray, ResizeGeometry]:
     """Resize ``image`` into a ``target_h`` x ``target_w`` canvas padded with ``color``.
 
     ``out`` (a ``uint8`` array of the target shape) is reused when given; ``pad=False`` leaves its
-    padding as it is (it already holds the padding of a frame of the same size).
+    padding as it is (it already holds the padding of a frame of the same size); ``geometry_of``
+    places the picture (default: Roboflow's ``letterbox_geometry``).
     """
     height, width = image.shape[:2]
-    geometry = letterbox_geometry(width, height, target_w, target_h)
+    geometry = (geometry_of or letterbox_geometry)(width, height, target_w, target_h)
     new_w, new_h = geometry.resized_size
     if out is None:
         out = np.empty((target_h, target_w, *image.shape[2:]), np.uint8)
@@ -121,6 +146,33 @@ def stretch(
     else:
         cv2.resize(image, (target_w, target_h), dst=out, interpolation=cv2.INTER_LINEAR)
     return out, ResizeGeometry((width, height), target_w / width, target_h / height, 0, 0)
+
+
+def classify_crop(
+    image: np.ndarray, target_w: int, target_h: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, ResizeGeometry]:
+    """Ultralytics' classification preprocessing: the shortest side resized to the target's with
+    PIL's bilinear filter (torchvision's ``Resize``: the long side ``int(target * long / short)``),
+    then the centre ``target_w`` x ``target_h`` cropped (offsets ``round(excess / 2)``).
+    """
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    short = min(target_w, target_h)
+    if width <= height:
+        new_w, new_h = short, int(short * height / width)
+    else:
+        new_w, new_h = int(short * width / height), short
+    rgb = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
+    resized = np.asarray(rgb.resize((new_w, new_h), Image.Resampling.BILINEAR))
+    top, left = round((new_h - target_h) / 2.0), round((new_w - target_w) / 2.0)
+    crop = resized[max(top, 0) : max(top, 0) + target_h, max(left, 0) : max(left, 0) + target_w, ::-1]
+    if out is None:
+        out = np.zeros((target_h, target_w, 3), np.uint8)
+    out[...] = 0
+    out[: crop.shape[0], : crop.shape[1]] = crop
+    scale = new_w / width, new_h / height
+    return out, ResizeGeometry((width, height), scale[0], scale[1], -left, -top)
 
 
 def static_crop(image: np.ndarray, crop: StaticCrop) -> tuple[np.ndarray, tuple[int, int]]:
@@ -222,10 +274,14 @@ class Preprocessor:
             work = cv2.cvtColor(_gray(work), cv2.COLOR_GRAY2BGR)
         width, height = self.input_size
         color = self._pad
-        if color is None:
+        if config.resize_format == ULTRALYTICS_CLASSIFY:
+            canvas, geometry = classify_crop(work, width, height, out=out)
+        elif color is None:
             canvas, geometry = stretch(work, width, height, out=out)
         else:
-            canvas, geometry = letterbox(work, width, height, color, out=out, pad=pad)
+            ultralytics = config.resize_format == ULTRALYTICS_LETTERBOX
+            placement = ultralytics_letterbox_geometry if ultralytics else None
+            canvas, geometry = letterbox(work, width, height, color, out=out, pad=pad, geometry_of=placement)
         if (offset_x, offset_y) != (0, 0) or work.shape[:2] != image.shape[:2]:
             geometry = replace(geometry, offset_x=offset_x, offset_y=offset_y, frame_size=(frame_w, frame_h))
         return canvas, geometry

@@ -258,13 +258,15 @@ def one_rank3(spec: OutputSpec) -> bool:
 @dataclass(frozen=True)
 class HeadContext:
     """What a task head knows of its model: ``model_id``, ``class_names``, Roboflow's ``task``,
-    the ``input_size`` (width, height) and the ``settings`` its ``configure`` returned."""
+    the ``input_size`` (width, height), the ``settings`` its ``configure`` returned, and whether
+    boxes are rounded to whole pixels (Roboflow's models; not a bare Ultralytics export)."""
 
     model_id: str
     class_names: list[str]
     task: str
     input_size: tuple[int, int]
     settings: dict[str, Any] = field(default_factory=dict)
+    round_boxes: bool = True
 
 
 class TaskHead(Head):

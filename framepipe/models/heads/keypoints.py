@@ -195,7 +195,8 @@ class KeypointHead(TaskHead):
             found = suppress(
                 self._candidates(outputs[0][index], num_classes, count * dims, parameters), parameters, allowed
             )
-            boxes = np.round(geometry.to_source(found.boxes))
+            boxes = geometry.to_source(found.boxes)
+            boxes = np.round(boxes) if context.round_boxes else boxes
             assert found.extra is not None
             raw = found.extra.reshape(len(boxes), count, dims)
             points = np.zeros((len(boxes), count, 3), np.float32)

@@ -223,7 +223,8 @@ class YOLOv8SegmentationHead(TaskHead):
         results = []
         for index, geometry in enumerate(geometries):
             found = suppress(self.candidates(preds[index], num_classes, masks, parameters), parameters, allowed)
-            boxes = np.round(geometry.to_source(found.boxes))
+            boxes = geometry.to_source(found.boxes)
+            boxes = np.round(boxes) if context.round_boxes else boxes
             inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
             found, boxes = found[np.flatnonzero(inside)], boxes[inside]
             detections = self._masks(protos[index], found, boxes, geometry, context.input_size, options)
