@@ -23,9 +23,11 @@ def build_model(
     input_type: int = TensorProto.FLOAT,
     metadata: dict[str, str] | None = None,
     output_dims: dict[str, list[int | str]] | None = None,
+    unbatched: tuple[str, ...] = (),
 ) -> Path:
     """Write a model whose outputs are ``outputs`` (arrays without the batch axis) for every image.
-    ``output_dims`` declares other axes for an output (symbolic names such as ``"anchors"``)."""
+    ``output_dims`` declares other axes for an output (symbolic names such as ``"anchors"``);
+    the outputs named in ``unbatched`` are given as they are, with no batch axis (YOLACT's priors)."""
     nodes = []
     initializers = [numpy_helper.from_array(np.array([-1, 1], np.int64), "flat_shape")]
     image = "images"
@@ -42,6 +44,11 @@ def build_model(
         rank = value.ndim + 1
         shape_name = f"shape_{index}"
         initializers.append(numpy_helper.from_array(np.array([-1] + [1] * value.ndim, np.int64), shape_name))
+        if name in unbatched:
+            initializers.append(numpy_helper.from_array(value, f"value_{index}"))
+            nodes.append(helper.make_node("Identity", [f"value_{index}"], [name]))
+            graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+            continue
         initializers.append(numpy_helper.from_array(value[None], f"value_{index}"))
         nodes.append(helper.make_node("Reshape", ["zeros_2d", shape_name], [f"zeros_{index}"]))
         nodes.append(helper.make_node("Add", [f"zeros_{index}", f"value_{index}"], [name]))

@@ -214,22 +214,30 @@ class YOLOv8SegmentationHead(TaskHead):
         parameters: InferenceParameters,
         context: HeadContext,
     ) -> list[FramePrediction]:
-        settings = context.settings
-        preds, protos = outputs[settings["predictions"]], outputs[settings["prototypes"]]
-        masks = protos.shape[1]
-        num_classes = settings["num_classes"] or preds.shape[self.channel_axis] - self.values - masks
         options = parameters if isinstance(parameters, SegmentationParameters) else SegmentationParameters()
         allowed = allowed_ids(context.class_names, parameters)
         results = []
         for index, geometry in enumerate(geometries):
-            found = suppress(self.candidates(preds[index], num_classes, masks, parameters), parameters, allowed)
+            candidates, protos = self.image_candidates(outputs, index, context, parameters)
+            found = suppress(candidates, parameters, allowed)
             boxes = geometry.to_source(found.boxes)
             boxes = np.round(boxes) if context.round_boxes else boxes
             inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
             found, boxes = found[np.flatnonzero(inside)], boxes[inside]
-            detections = self._masks(protos[index], found, boxes, geometry, context.input_size, options)
+            detections = self._masks(protos, found, boxes, geometry, context.input_size, options)
             results.append(FramePrediction(geometry.frame, context.class_names, self.task, detections=detections))
         return results
+
+    def image_candidates(
+        self, outputs: Sequence[np.ndarray], index: int, context: HeadContext, parameters: InferenceParameters
+    ) -> tuple[Candidates, np.ndarray]:
+        """Image ``index``'s candidates (input pixels, coefficients as ``extra``) and its
+        prototypes ``[M, mh, mw]``."""
+        settings = context.settings
+        preds, protos = outputs[settings["predictions"]], outputs[settings["prototypes"]]
+        masks = protos.shape[1]
+        num_classes = settings["num_classes"] or preds.shape[self.channel_axis] - self.values - masks
+        return self.candidates(preds[index], num_classes, masks, parameters), protos[index]
 
     def _masks(
         self,
