@@ -102,3 +102,22 @@ def test_cache_benchmark(tmp_path: Path) -> None:
     assert report["race"]["weights_downloads"] == 1 and report["race"]["processes_that_downloaded"] == 1
     assert report["hit"]["count"] == 1 and report["hit"]["session_ms_median"] > report["hit"]["fetch_ms_median"] > 0
     assert "race of 3 processes" in done.stdout
+
+
+def test_segmentation_benchmark(clip, tmp_path: Path) -> None:
+    from tests.test_tasks_pipeline import folder_for
+
+    model = folder_for("instance-segmentation", tmp_path)
+    out = tmp_path / "seg.json"
+    done = _run(
+        "segmentation.py", "--video", clip.video_path, "--model", str(model), "--frames", "4", "--json", str(out),
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    modes = report["modes"]
+    assert report["frames"] == 4 and set(modes) >= {"accurate", "fast", "accurate + keep_masks"}
+    assert all(row["instances"] == 2 for row in modes.values())
+    # kept masks are two full frames of bools; outlines alone are a few kilobytes
+    assert modes["accurate + keep_masks"]["prediction_mb"] >= 2 * clip.width * clip.height / 2**20
+    assert modes["accurate"]["prediction_mb"] < 0.05
