@@ -49,7 +49,7 @@ def measure(video: str, model_id: str, frames: int, confidence: float) -> dict[s
     if model.task_type != "instance-segmentation":
         raise SystemExit(f"{model_id} is a {model.task_type} model, not instance-segmentation")
     reader = open_reader(video)
-    runs = []
+    runs: list[tuple[list[np.ndarray], Any, tuple[int, ...]]] = []
     try:
         for decoded in reader.frames():
             if len(runs) >= frames:

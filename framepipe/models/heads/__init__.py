@@ -10,7 +10,7 @@ sees, and decodes them; ``choose_head`` picks one for a model (see ``registry``)
 | ``rf-detr`` | boxes ``[B, Q, 4]`` normalised cx, cy, w, h; logits ``[B, Q, nc]`` | sigmoid, top-k | no |
 | ``yolov8-seg`` (v8, v11) | ``[B, 4 + nc + 32, N]`` + prototypes ``[B, 32, mh, mw]`` | best class | yes |
 | ``yolov5-seg`` | ``[B, N, 5 + nc + 32]`` + prototypes ``[B, 32, mh, mw]`` | objectness x best class | yes |
-| ``yolact`` | loc ``[B, N, 4]``, conf ``[B, N, nc + 1]``, mask ``[B, N, 32]``, priors ``[N, 4]``, proto ``[B, mh, mw, 32]`` | best non-background class | yes |
+| ``yolact`` | loc, conf (background first), mask, priors, proto (see ``yolact``) | best class | yes |
 | ``yolov8-pose`` (v8, v11) | ``[B, 4 + nc + 3K, N]``: boxes, class scores, K keypoints | best class | yes |
 | ``classification`` (YOLOv8-cls, ViT; ResNet) | ``[B, nc]`` | softmax unless already | no |
 
