@@ -65,3 +65,21 @@ def test_pipeline_passes_task_parameters_to_the_model(tmp_path: Path, clip: Any,
     detector = InferencePipeline.init(clip.video_path, "framepipe-shapes/1", lambda p, f: None, mask_decode_mode="fast")
     assert not hasattr(detector.inference_parameters, "mask_decode_mode")
     detector.terminate()
+
+
+def test_pipeline_passes_keypoint_confidence_and_classifier_confidence(tmp_path: Path, clip: Any) -> None:
+    received: list[Any] = []
+    folder = folder_for("keypoint-detection", tmp_path)
+    pipeline = InferencePipeline.init(
+        clip.video_path, str(folder), lambda p, f: received.append(p), keypoint_confidence=0.5
+    )
+    pipeline.start()
+    pipeline.join()
+    person = received[0]["predictions"][0]
+    assert [k["confidence"] for k in person["keypoints"]] == [0.9, 0.0, 0.8]  # the 0.2 hand marked missing
+    classes: list[Any] = []
+    classifier = folder_for("classification", tmp_path)
+    pipeline = InferencePipeline.init(clip.video_path, str(classifier), lambda p, f: classes.append(p), confidence=0.15)
+    pipeline.start()
+    pipeline.join()
+    assert [p["class"] for p in classes[0]["predictions"]] == ["b", "c"]  # 0.1 is below the threshold

@@ -150,6 +150,7 @@ class InferencePipeline(PipelineEngine):
         realtime: bool = False,
         release_sinks: bool = True,
         tracker: TrackerFactory | None = None,
+        keypoint_confidence: float | None = None,
     ) -> InferencePipeline:
         """A pipeline running ``model_id`` on ``video_reference`` (a file, URL, webcam index or a
         list of them), with Roboflow's parameters in Roboflow's order.
@@ -158,10 +159,13 @@ class InferencePipeline(PipelineEngine):
         video file raises ``SourceNotFoundError`` here too. Post-processing defaults follow
         Roboflow (and its environment variables): ``confidence`` 0.4, ``iou_threshold`` 0.3,
         ``max_candidates`` 3000, ``max_detections`` 300, per-class NMS. Parameters that have no
-        meaning here (active learning, mask decoding, usage tracking) are accepted and warned
-        about once. ``predictions_queue_size`` (default 16, env
-        ``INFERENCE_PIPELINE_PREDICTIONS_QUEUE_SIZE``) and ``decoding_buffer_size`` (default 2, env
-        ``VIDEO_SOURCE_BUFFER_SIZE``) read their environment variables here.
+        meaning here (active learning, usage tracking) are accepted and warned about once.
+        ``mask_decode_mode`` and ``tradeoff_factor`` go to a segmentation model, and framepipe's
+        ``keypoint_confidence`` to a keypoint model (``confidence`` is a classifier's threshold);
+        given to a model of another task, a value other than the default is warned about once.
+        ``predictions_queue_size`` (default 16, env ``INFERENCE_PIPELINE_PREDICTIONS_QUEUE_SIZE``)
+        and ``decoding_buffer_size`` (default 2, env ``VIDEO_SOURCE_BUFFER_SIZE``) read their
+        environment variables here.
 
         framepipe's own keyword-only parameters: ``inference_workers`` (default on CPU: two, each
         with half of the cores, for files; one with all of them, for live sources),
@@ -176,7 +180,7 @@ class InferencePipeline(PipelineEngine):
         sink object, the object of a bound method such as ``VideoFileSink.on_prediction``, or the
         children of ``partial(multi_sink, sinks=[...])``) and ``tracker`` (a factory of trackers,
         e.g. ``lambda: ByteTrackTracker()``: each source gets its own, reset when the source
-        reconnects; tracked detections get ``tracker_id``).
+        reconnects; tracked detections get ``tracker_id``), ``keypoint_confidence`` (see above).
         """
         references = _references(video_reference)
         if active_learning_enabled:
@@ -200,7 +204,11 @@ class InferencePipeline(PipelineEngine):
             max_candidates=max_candidates,
             max_detections=max_detections,
             class_filter=class_filter,
-            task_parameters={"mask_decode_mode": mask_decode_mode, "tradeoff_factor": tradeoff_factor},
+            task_parameters={
+                "mask_decode_mode": mask_decode_mode,
+                "tradeoff_factor": tradeoff_factor,
+                "keypoint_confidence": keypoint_confidence,
+            },
         )
         config = PipelineConfig(
             batching=Batching(batch_collection_timeout, None, loaded.inference_workers, max_fps),
