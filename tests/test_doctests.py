@@ -10,7 +10,16 @@ import pytest
 
 import framepipe
 
-NEEDS_EXTRA = {"framepipe.demo.train": "torch"}  # imports an optional extra at module level
+NEEDS_EXTRA = {  # import an optional extra at module level
+    name: "torch"
+    for name in (
+        "framepipe.demo.train",
+        "framepipe.demo.train_cls",
+        "framepipe.demo.train_common",
+        "framepipe.demo.train_pose",
+        "framepipe.demo.train_seg",
+    )
+}
 SCRIPTS = {"framepipe.__main__"}  # runs the command line when imported
 MODULES = sorted(m.name for m in pkgutil.walk_packages(framepipe.__path__, "framepipe.") if m.name not in SCRIPTS)
 

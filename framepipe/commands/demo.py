@@ -1,4 +1,5 @@
-"""``framepipe demo``: the bundled detector on a generated clip, scored against its ground truth."""
+"""``framepipe demo``: a bundled model (detector, segmentation, classifier, keypoints) on a generated clip,
+scored against its ground truth."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from typing import Any
 def add_command(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
-        help="run the bundled detector on a generated clip and score it",
-        description="Make a clip of moving shapes (unless --video is given), run the bundled framepipe-shapes/1 "
-        "detector over it, write annotated.mp4 and predictions.jsonl, and print fps, latency, precision and recall.",
+        help="run a bundled model on a generated clip and score it",
+        description="Make a clip of moving shapes (unless --video is given), run a bundled model over it (by --task: "
+        "detect framepipe-shapes/1, segment framepipe-shapes-seg/1, classify framepipe-shapes-cls/1, pose "
+        "framepipe-shapes-pose/1), write annotated.mp4 and predictions.jsonl, and print fps, latency and the "
+        "task's quality: box precision and recall (detect, segment, pose), mean mask IoU (segment), PCK@0.1 "
+        "(pose), top-1 accuracy (classify).",
+    )
+    demo.add_argument(
+        "--task",
+        choices=("detect", "segment", "classify", "pose"),
+        default="detect",
+        help="which bundled model and clip (default detect)",
     )
     demo.add_argument("--video", help="run on this video instead of a generated clip (ground truth: same name .jsonl)")
     demo.add_argument("--seconds", type=float, default=10.0, help="length of the generated clip (default 10)")
     demo.add_argument("--out", help="output folder (default: a new framepipe-demo-<time> folder here)")
     demo.add_argument("--seed", type=int, default=2024, help="seed of the generated clip")
-    demo.add_argument("--model", default="framepipe-shapes/1", help="model id (default framepipe-shapes/1)")
+    demo.add_argument("--model", default=None, help="model id (default: the task's bundled model)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(handler=run)
 
@@ -32,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         model_id=args.model,
         progress=not args.no_progress,
+        task=args.task,
     )
     if report.clip_seconds is not None:
         print(f"clip={report.video} (made in {report.clip_seconds:.1f} s)")

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,6 +41,7 @@ def scene_frames(
     seed: int = 0,
     objects: tuple[int, int] = (6, 10),
     collide: bool = False,
+    radius: tuple[float, float] = (0.05, 0.15),
 ) -> Iterator[tuple[np.ndarray, GroundTruth]]:
     """Yield ``(bgr_image, ground_truth)`` for each frame of a deterministic moving scene.
 
@@ -48,7 +49,23 @@ def scene_frames(
     spin; the background pans slowly; each frame gets fresh sensor grain. Shapes may pass over one
     another (``GroundTruth.visible`` says how much of each one shows), or, with ``collide``,
     bounce off each other once they overlap by a fifth of their radii, so that none is ever hidden.
+    ``radius`` is the range of the shapes' radii as fractions of the shorter frame side.
     """
+    for image, truth, _ in scene_states(seconds, fps, size, seed, objects, collide, radius):
+        yield image, truth
+
+
+def scene_states(
+    seconds: float = 10.0,
+    fps: float = 30.0,
+    size: tuple[int, int] = (640, 360),
+    seed: int = 0,
+    objects: tuple[int, int] = (6, 10),
+    collide: bool = False,
+    radius: tuple[float, float] = (0.05, 0.15),
+) -> Iterator[tuple[np.ndarray, GroundTruth, list[Shape]]]:
+    """``scene_frames`` that also yields each frame's shapes (copies, bottom first): their masks
+    (``scenes.instance_masks``) and vertices (``scenes.keypoints``) are the exact truth."""
     width, height = size
     if width < 64 or height < 64:
         raise ValueError(f"clip size must be at least 64x64, got {width}x{height}")
@@ -58,7 +75,7 @@ def scene_frames(
     short = min(width, height)
     shapes: list[Shape] = []
     for _ in range(int(rng.integers(objects[0], objects[1] + 1))):
-        shape = random_shape(width, height, rng, (0.05 * short, 0.15 * short), canvas[:height, :width])
+        shape = random_shape(width, height, rng, (radius[0] * short, radius[1] * short), canvas[:height, :width])
         shape.x = float(np.clip(shape.x, shape.radius, width - shape.radius))
         shape.y = float(np.clip(shape.y, shape.radius, height - shape.radius))
         speed = rng.uniform(0.6, 3.0) * short / 360
@@ -74,7 +91,7 @@ def scene_frames(
         oy = int(margin_y * 0.5 * (1 - math.cos(2 * math.pi * index / period_y)))
         image, truth = render(canvas[oy : oy + height, ox : ox + width], shapes)
         noisy = np.clip(image.astype(np.int16) + grain[index % len(grain)], 0, 255).astype(np.uint8)
-        yield noisy, truth
+        yield noisy, truth, [replace(shape) for shape in shapes]
         for shape in shapes:
             shape.x += shape.vx
             shape.y += shape.vy
@@ -116,24 +133,51 @@ def make_clip(
     seed: int = 0,
     truth_path: str | os.PathLike[str] | None = None,
     collide: bool = False,
+    objects: tuple[int, int] = (6, 10),
+    radius: tuple[float, float] = (0.05, 0.15),
+    scene_seconds: float | None = None,
 ) -> ClipInfo:
     """Write an H.264 MP4 of a moving shapes scene and its ground truth.
 
     The ground truth (default: the video path with ``.jsonl``) has one JSON object per frame:
-    ``{"frame_index": i, "pts_seconds": t, "objects": [{"class_id", "class", "box", "visible"}]}``
-    with ``frame_index`` counting from 0 and ``box`` as ``[x1, y1, x2, y2]`` pixels. The same
-    ``seed`` always gives the same frames and truth.
+    ``{"frame_index": i, "pts_seconds": t, "objects": [{"class_id", "class", "box", "visible",
+    "pose"}]}`` with ``frame_index`` counting from 0, ``box`` as ``[x1, y1, x2, y2]`` pixels and
+    ``pose`` the shape's ``{x, y, radius, angle}`` (``read_shapes`` rebuilds the shapes from it,
+    for masks and vertices). The same ``seed`` always gives the same frames and truth.
+    ``scene_seconds`` cuts to a new scene (seed, shapes, background) every so many seconds, e.g.
+    single-shape scenes for a classifier (``objects=(1, 1)``).
     """
     video_path = os.fspath(path)
     truth = os.fspath(truth_path) if truth_path is not None else os.path.splitext(video_path)[0] + ".jsonl"
+    total = max(round(seconds * fps), 1)
+    per_scene = total if scene_seconds is None else max(round(scene_seconds * fps), 1)
     frames = 0
     with H264Writer(video_path, fps=fps) as writer, open(truth, "w", encoding="utf-8") as lines:
-        for index, (image, gt) in enumerate(scene_frames(seconds, fps, size, seed, collide=collide)):
-            writer.write(image)
-            record = {"frame_index": index, "pts_seconds": round(index / fps, 6), "objects": gt.to_json()}
-            lines.write(json.dumps(record) + "\n")
-            frames += 1
+        for scene in range(-(-total // per_scene)):
+            length = min(per_scene, total - frames)
+            scene_seed = seed if scene_seconds is None else seed * 1009 + scene
+            states = scene_states(length / fps, fps, size, scene_seed, objects, collide, radius)
+            for image, gt, shapes in states:
+                writer.write(image)
+                described = gt.to_json()
+                for item, shape in zip(described, shapes, strict=True):
+                    item["pose"] = {k: round(getattr(shape, k), 4) for k in ("x", "y", "radius", "angle")}
+                record = {"frame_index": frames, "pts_seconds": round(frames / fps, 6), "objects": described}
+                lines.write(json.dumps(record) + "\n")
+                frames += 1
     return ClipInfo(video_path, truth, frames, fps, size[0], size[1])
+
+
+def read_shapes(path: str | os.PathLike[str]) -> list[list[Shape]]:
+    """The shapes of each frame of a ground-truth file written by ``make_clip`` (colours are not
+    kept: only class and pose)."""
+    result: list[list[Shape]] = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                objects = json.loads(line)["objects"]
+                result.append([Shape(o["class_id"], color=(0, 0, 0), **o["pose"]) for o in objects])
+    return result
 
 
 def read_truth(path: str | os.PathLike[str]) -> list[GroundTruth]:

@@ -11,6 +11,7 @@ Example:
     >>> truth = GroundTruth(np.array([[0, 0, 10, 10]], np.float32), np.array([1]), np.array([1.0], np.float32))
     >>> score = Score()
     >>> match_frame(np.array([[1, 0, 10, 10]], np.float32), np.array([0.9]), np.array([1]), truth, score)
+    [(0, 0)]
     >>> score.precision, score.recall
     (1.0, 1.0)
 """
@@ -64,12 +65,14 @@ def match_frame(
     score: Score,
     iou_threshold: float = 0.5,
     min_visible: float = 0.5,
-) -> None:
-    """Count the hits, false alarms and misses of one frame's detections into ``score``."""
+) -> list[tuple[int, int]]:
+    """Count the hits, false alarms and misses of one frame's detections into ``score``; return
+    the hits as ``(detection index, truth index)`` pairs (difficult objects left out)."""
     order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
     taken = np.zeros(len(truth.boxes), bool)
     difficult = truth.visible < min_visible
     overlaps = iou_matrix(np.asarray(boxes, np.float64).reshape(-1, 4), truth.boxes.astype(np.float64))
+    hits: list[tuple[int, int]] = []
     for index in order:
         same_class = (truth.class_ids == class_ids[index]) & ~taken
         candidates = np.where(same_class, overlaps[index], -1.0)
@@ -80,9 +83,11 @@ def match_frame(
                 score.ignored += 1
             else:
                 score.true_positives += 1
+                hits.append((int(index), best))
         else:
             score.false_positives += 1
     score.false_negatives += int((~taken & ~difficult).sum())
+    return hits
 
 
 def prediction_arrays(prediction: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

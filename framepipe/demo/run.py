@@ -1,5 +1,10 @@
-"""``framepipe demo``: make a clip, run the bundled detector over it, write the annotated video and
+"""``framepipe demo``: make a clip, run a bundled model over it, write the annotated video and
 the predictions, and score them against the clip's ground truth.
+
+``task`` picks the model and the clip: ``detect`` (``framepipe-shapes/1``, box precision and
+recall), ``segment`` (``framepipe-shapes-seg/1``, also mean mask IoU), ``pose``
+(``framepipe-shapes-pose/1``, also PCK@0.1) and ``classify`` (``framepipe-shapes-cls/1`` on a
+clip of single-shape scenes, top-1 accuracy); see ``scoring``.
 
 Example:
     >>> from framepipe.demo.run import run_demo
@@ -20,13 +25,25 @@ from typing import Any
 
 import numpy as np
 
-from framepipe.demo.clip import make_clip, read_truth
-from framepipe.demo.evaluate import Score, match_frame, prediction_arrays
+from framepipe.demo.clip import make_clip, read_shapes, read_truth
+from framepipe.demo.scenes import Shape
+from framepipe.demo.scoring import TASKS, make_scorer
 from framepipe.pipeline import InferencePipeline
 from framepipe.sinks import H264Writer, JsonlSink, render_boxes
 from framepipe.sources.entities import VideoFrame
 
 DEMO_MODEL_ID = "framepipe-shapes/1"
+TASK_MODEL_IDS = {
+    "detect": DEMO_MODEL_ID,
+    "segment": "framepipe-shapes-seg/1",
+    "classify": "framepipe-shapes-cls/1",
+    "pose": "framepipe-shapes-pose/1",
+}
+"""The bundled model each demo task runs."""
+# the classifier's clip: a new single-shape scene every half second, larger shapes
+CLIP_OPTIONS: dict[str, dict[str, Any]] = {
+    "classify": {"objects": (1, 1), "radius": (0.12, 0.3), "scene_seconds": 0.5},
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,8 @@ class DemoReport:
     precision: float | None
     recall: float | None
     clip_seconds: float | None
+    task: str = "detect"
+    figures: dict[str, float] | None = None
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -53,8 +72,8 @@ class DemoReport:
             f"latency_p50_ms={self.latency_p50_ms:.1f}",
             f"latency_p95_ms={self.latency_p95_ms:.1f}",
         ]
-        if self.precision is not None and self.recall is not None:
-            lines += [f"precision={self.precision:.3f}", f"recall={self.recall:.3f}"]
+        if self.figures is not None:
+            lines += [f"{name}={value:.3f}" for name, value in self.figures.items()]
         lines += [f"annotated={self.annotated}", f"predictions={self.predictions}"]
         return lines
 
@@ -84,27 +103,35 @@ def run_demo(
     seconds: float = 10.0,
     out: str | os.PathLike[str] | None = None,
     seed: int = 2024,
-    model_id: str = DEMO_MODEL_ID,
+    model_id: str | None = None,
     progress: bool = True,
+    task: str = "detect",
 ) -> DemoReport:
     """Run the demo; see the module docstring. ``video`` skips clip making; its ground truth is
-    read from the ``.jsonl`` of the same name when there is one."""
+    read from the ``.jsonl`` of the same name when there is one. ``model_id`` defaults to the
+    task's bundled model."""
+    if task not in TASKS:
+        raise ValueError(f"unknown demo task {task!r}; known: {', '.join(TASKS)}")
+    model_id = model_id or TASK_MODEL_IDS[task]
     out_dir = Path(out) if out is not None else _new_out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     clip_seconds = None
     if video is None:
         started = time.perf_counter()
-        info = make_clip(out_dir / "clip.mp4", seconds=seconds, seed=seed)
+        info = make_clip(out_dir / "clip.mp4", seconds=seconds, seed=seed, **CLIP_OPTIONS.get(task, {}))
         clip_seconds = time.perf_counter() - started
         video_path, truth_path = Path(info.video_path), Path(info.truth_path)
     else:
         video_path = Path(video)
         truth_path = video_path.with_suffix(".jsonl")
     truth = read_truth(truth_path) if truth_path.is_file() else None
+    shapes: list[list[Shape]] = []
+    if truth is not None and task in ("segment", "pose"):
+        shapes = read_shapes(truth_path)  # masks and vertices are drawn from the shapes
+    scorer = make_scorer(task)
     annotated_path, predictions_path = out_dir / "annotated.mp4", out_dir / "predictions.jsonl"
 
     total_frames, source_fps = _probe(video_path)
-    score = Score()
     latencies: list[float] = []
     bar: Any = None
     if progress:
@@ -118,8 +145,9 @@ def run_demo(
         def on_prediction(prediction: dict[str, Any], frame: VideoFrame) -> None:
             latencies.append((datetime.now() - frame.frame_timestamp).total_seconds())
             if truth is not None and 0 < frame.frame_id <= len(truth):
+                index = frame.frame_id - 1
                 with lock:
-                    match_frame(*prediction_arrays(prediction), truth[frame.frame_id - 1], score)
+                    scorer.add(prediction, truth[index], shapes[index] if shapes else [])
             render_boxes(
                 prediction,
                 frame,
@@ -143,6 +171,7 @@ def run_demo(
     if pipeline.inference_error is not None:
         raise pipeline.inference_error
     frames = len(latencies)
+    figures = scorer.figures() if truth is not None else None
     p50, p95 = (np.percentile(latencies, [50, 95]) * 1000).tolist() if latencies else (0.0, 0.0)
     return DemoReport(
         out_dir=out_dir,
@@ -153,7 +182,9 @@ def run_demo(
         fps=frames / elapsed if elapsed > 0 else 0.0,
         latency_p50_ms=p50,
         latency_p95_ms=p95,
-        precision=score.precision if truth is not None else None,
-        recall=score.recall if truth is not None else None,
+        precision=figures.get("precision") if figures is not None else None,
+        recall=figures.get("recall") if figures is not None else None,
         clip_seconds=clip_seconds,
+        task=task,
+        figures=figures,
     )

@@ -291,6 +291,20 @@ def random_scene(
 
     ``radius_range`` defaults to 4 % to 16 % of the shorter image side.
     """
+    image, truth, _ = random_scene_shapes(width, height, rng, count, radius_range, min_visible, cluster)
+    return image, truth
+
+
+def random_scene_shapes(
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    count: tuple[int, int] = (3, 12),
+    radius_range: tuple[float, float] | None = None,
+    min_visible: float = 0.55,
+    cluster: float = 0.0,
+) -> tuple[np.ndarray, GroundTruth, list[Shape]]:
+    """``random_scene`` that also returns its shapes (bottom first), for masks and keypoints."""
     background = make_background(width, height, rng)
     short = min(width, height)
     radii = radius_range or (0.04 * short, 0.16 * short)
@@ -318,4 +332,89 @@ def random_scene(
         # only the candidate and the shapes it covers can lose visibility
         if visibility([*shapes, candidate], width, height, roi)[[*near, -1]].min() >= min_visible:
             shapes.append(candidate)
-    return render(background, shapes)
+    image, truth = render(background, shapes)
+    return image, truth, shapes
+
+
+def id_map(
+    shapes: list[Shape], size: tuple[int, int], scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """``(height, width)`` ``uint8`` map of which shape is on top at each pixel (``index + 1``,
+    ``0`` for none), with the shapes scaled by ``scale`` and moved by ``offset`` (e.g. into a
+    model's letterboxed input). cv2 fills every pixel the outline touches, so small shapes come out
+    too large here: ``instance_masks`` supersamples. At most 254 shapes."""
+    width, height = size
+    ids = np.zeros((height, width), np.uint8)
+    for index, shape in enumerate(shapes):
+        moved = replace(
+            shape, x=shape.x * scale + offset[0], y=shape.y * scale + offset[1], radius=shape.radius * scale
+        )
+        _fill(ids, moved, index + 1, antialias=False)
+    return ids
+
+
+def instance_masks(
+    shapes: list[Shape],
+    size: tuple[int, int],
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+    supersample: int = 4,
+) -> np.ndarray:
+    """``(M, height, width)`` boolean masks of the visible part of each shape (later shapes hide
+    earlier ones): a pixel belongs to a shape when the shape covers at least half of it, counted
+    on a ``supersample`` times finer grid. ``scale`` and ``offset`` as in ``id_map``.
+
+    Example:
+        >>> shape = Shape(0, 5.3, 5.7, 3.0, 0.0, (0, 0, 255))  # area 28.3
+        >>> int(instance_masks([shape], (10, 10)).sum())
+        28
+    """
+    width, height = size
+    k = supersample
+    # cv2 also fills the fine pixels the outline only touches: half a fine pixel less radius
+    # evens that out (areas within about 1 % of the exact ones)
+    shrunk = [replace(s, radius=max(s.radius - 0.5 / (scale * k), 0.0)) for s in shapes]
+    fine = id_map(shrunk, (width * k, height * k), scale * k, (offset[0] * k, offset[1] * k))
+    masks = np.zeros((len(shapes), height, width), bool)
+    for index, shape in enumerate(shapes):
+        x1, y1, x2, y2 = shape.box()
+        c0, r0 = max(int(x1 * scale + offset[0]), 0), max(int(y1 * scale + offset[1]), 0)
+        c1 = min(int(np.ceil(x2 * scale + offset[0])) + 1, width)
+        r1 = min(int(np.ceil(y2 * scale + offset[1])) + 1, height)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        window = fine[r0 * k : r1 * k, c0 * k : c1 * k].reshape(r1 - r0, k, c1 - c0, k)
+        masks[index, r0:r1, c0:c1] = (window == index + 1).sum(axis=(1, 3)) * 2 >= k * k
+    return masks
+
+
+KEYPOINT_NAMES: dict[str, tuple[str, ...]] = {
+    "circle": (),
+    "square": ("top", "corner_1", "corner_2", "corner_3"),
+    "triangle": ("top", "corner_1", "corner_2"),
+    "star": ("top", "inner_1", "tip_1", "inner_2", "tip_2", "inner_3", "tip_3", "inner_4", "tip_4", "inner_5"),
+}
+"""Keypoint names per class: the shape's vertices, clockwise (on screen) from the outer vertex
+nearest straight up (``top``); a circle has none."""
+
+MAX_KEYPOINTS = max(len(names) for names in KEYPOINT_NAMES.values())
+
+
+def keypoints(shape: Shape) -> np.ndarray:
+    """The shape's vertices ``(K, 2)`` in ``KEYPOINT_NAMES`` order (``(0, 2)`` for a circle).
+
+    The order has to be canonical because the shapes are symmetric: vertex 0 is the outer vertex
+    whose direction from the centre is nearest straight up, and the others follow clockwise.
+
+    Example:
+        >>> keypoints(Shape(1, 10.0, 10.0, 5.0, 0.0, (0, 0, 255))).round(1).tolist()
+        [[10.0, 5.0], [15.0, 10.0], [10.0, 15.0], [5.0, 10.0]]
+    """
+    points = shape.vertices()
+    if points is None:
+        return np.zeros((0, 2), np.float64)
+    step = 2 if CLASS_NAMES[shape.class_id] == "star" else 1  # only outer vertices lead
+    outer = points[::step]
+    up = np.arctan2(outer[:, 1] - shape.y, outer[:, 0] - shape.x) + math.pi / 2
+    first = int(np.argmin(np.abs((up + math.pi) % (2 * math.pi) - math.pi))) * step
+    return np.roll(points, -first, axis=0)
