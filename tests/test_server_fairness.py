@@ -52,7 +52,10 @@ def test_a_request_burst_does_not_starve_a_live_pipeline(long_clip: Any) -> None
             def client(index: int) -> None:
                 session, n = requests.Session(), index
                 while time.monotonic() < burst_until:
-                    payload = {"model_id": "framepipe-shapes/1", "image": {"type": "base64", "value": frames[n % 4]}}
+                    payload: dict[str, Any] = {
+                        "model_id": "framepipe-shapes/1",
+                        "image": {"type": "base64", "value": frames[n % 4]},
+                    }
                     n += 1
                     answer = session.post(f"{server.url}/infer/object_detection", json=payload, timeout=30)
                     assert answer.status_code == 200

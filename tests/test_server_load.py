@@ -60,7 +60,10 @@ def test_sixteen_clients_no_errors_flat_memory(clip: Any) -> None:
             session = requests.Session()
             n = index
             while time.monotonic() < stop_at:
-                payload = {"model_id": "framepipe-shapes/1", "image": {"type": "base64", "value": frames[n % 8]}}
+                payload: dict[str, Any] = {
+                    "model_id": "framepipe-shapes/1",
+                    "image": {"type": "base64", "value": frames[n % 8]},
+                }
                 n += 1
                 try:
                     answer = session.post(f"{url}/infer/object_detection", json=payload, timeout=30)
