@@ -116,7 +116,12 @@ def server() -> Iterator[tuple[str, Scripted]]:
 
         def handle_request(self, raw: bytes) -> None:
             url = urlsplit(self.path)
-            record = {"method": self.command, "path": url.path, "query": parse_qs(url.query), "raw": raw}
+            record: dict[str, Any] = {
+                "method": self.command,
+                "path": url.path,
+                "query": parse_qs(url.query),
+                "raw": raw,
+            }
             record["headers"] = dict(self.headers)
             record["time"] = time.monotonic()
             with script.lock:
@@ -259,7 +264,8 @@ def test_other_errors_are_not_retried_and_carry_the_servers_message(server) -> N
     with pytest.raises(HTTPCallErrorError) as caught:
         client_for(url).load_model("shapes/1")
     assert len(script.seen) == 1 and caught.value.status_code == 500
-    assert "scripted 500" in caught.value.api_message and "***" in caught.value.api_message
+    message = caught.value.api_message or ""
+    assert "scripted 500" in message and "***" in message
     assert "POST /model/add" in caught.value.description
 
 
