@@ -4,6 +4,7 @@ Example::
 
     framepipe demo --seconds 10 --out demo-out
     framepipe run framepipe-shapes/1 clip.mp4 --sink jsonl:predictions.jsonl
+    framepipe serve --port 9001
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from framepipe import __version__
 from framepipe.commands import demo as demo_command
 from framepipe.commands import run as run_command
+from framepipe.commands import serve as serve_command
 from framepipe.commands.artifacts import add_commands as add_artifact_commands
 from framepipe.errors import FramepipeError
 
@@ -26,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_command.add_command(commands)
     run_command.add_command(commands)
+    serve_command.add_command(commands)
     add_artifact_commands(commands)
     return parser
 

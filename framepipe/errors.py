@@ -151,3 +151,91 @@ class PipelineSinkError(FramepipeError, RuntimeError):
 
 class SinkSpecError(FramepipeError, ValueError):
     """A sink spec string (``jsonl:PATH``, ``udp:HOST:PORT``, ...) or a pipeline spec is malformed."""
+
+
+# -- inference server -----------------------------------------------------------------------------
+class ServerRequestError(FramepipeError):
+    """Base class of the errors an inference server answers with a 4xx status: what the client
+    sent cannot be served. The message is safe to send back (no paths, no keys)."""
+
+
+class InvalidImageError(ServerRequestError, ValueError):
+    """An input image cannot be decoded (corrupt, empty, not an image, an unknown format)."""
+
+
+class ImageTooLargeError(ServerRequestError, ValueError):
+    """An input image has more pixels than the server's cap (a decompression bomb), or a URL
+    input is larger than the download cap."""
+
+
+class InputNotAllowedError(ServerRequestError):
+    """An input kind the server refuses: numpy/pickle, URLs when ``ALLOW_URL_INPUT`` is off, a
+    non-https URL when ``ALLOW_NON_HTTPS_URL_INPUT`` is off, a redirect to another scheme."""
+
+
+class ImageDownloadError(ServerRequestError):
+    """A URL input could not be fetched (unreachable, timed out, an error status)."""
+
+
+class RequestTooLargeError(ServerRequestError):
+    """A request body is larger than the server's cap."""
+
+
+class ApiKeyError(ServerRequestError):
+    """The server requires an API key and the request carried none, or a wrong one."""
+
+
+class WrongTaskError(ServerRequestError, ValueError):
+    """A model was asked for on the route of another task (a classifier on
+    ``/infer/object_detection``)."""
+
+
+class MalformedRequestError(ServerRequestError, ValueError):
+    """A request body is not JSON, or not the fields the route takes (HTTP 422, as FastAPI answers)."""
+
+
+class InferenceTimeoutError(ServerRequestError, TimeoutError):
+    """A request's images were not inferred within the server's per-request timeout."""
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status an inference server answers ``error`` with (the first match along its MRO
+    in ``HTTP_STATUS``; 500 for anything else).
+
+    Example:
+        >>> http_status(ModelNotFoundError("x")), http_status(RegistryTimeoutError("x")), http_status(KeyError())
+        (404, 504, 500)
+    """
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return 500
+
+
+HTTP_STATUS: dict[type[BaseException], int] = {
+    InvalidModelIdError: 400,
+    ModelNotFoundError: 404,
+    RegistryNotAuthorizedError: 401,
+    RegistryPaymentRequiredError: 402,
+    RegistryForbiddenError: 403,
+    RegistryModelNotFoundError: 404,
+    RegistryUsagePausedError: 423,
+    RegistryUnsuccessfulRequestError: 502,
+    MalformedRegistryResponseError: 502,
+    RegistryConnectionError: 503,
+    RegistryTimeoutError: 504,
+    ModelCacheLockTimeout: 503,
+    ModelArtifactError: 500,
+    ExecutionProviderError: 501,
+    DeadlineExceededError: 504,
+    InvalidImageError: 400,
+    ImageTooLargeError: 413,
+    InputNotAllowedError: 400,
+    ImageDownloadError: 400,
+    RequestTooLargeError: 413,
+    ApiKeyError: 401,
+    WrongTaskError: 400,
+    MalformedRequestError: 422,
+    InferenceTimeoutError: 504,
+}
+"""Error class -> HTTP status of the inference server (and the client's reverse reading)."""

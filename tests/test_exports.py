@@ -133,7 +133,14 @@ EXPORTS: dict[str, list[str] | None] = {
         "detection_ids",
         "to_payload",
     ],
-    "framepipe.server": ["RegistryServer", "RequestRecord", "create_app"],
+    "framepipe.server": [
+        "InferenceServer",
+        "InferenceService",
+        "RegistryServer",
+        "RequestRecord",
+        "ServerSettings",
+        "create_app",
+    ],
     "framepipe.server.routes": None,
     "framepipe.sinks": [
         "DEFAULT_ANNOTATORS",

@@ -8,6 +8,9 @@ one batching executor.
   next ``get`` instead of being loaded a second time.
 * The manager works on any ``Model`` and gets its loader passed in (``framepipe.models.loader``
   gives the one ``get_model`` uses).
+* ``on_evict`` listeners (``add_eviction_listener``) hear of every model evicted to make room,
+  after the manager's lock is released (the inference server deletes its files there when
+  ``DISK_CACHE_CLEANUP`` is on).
 
 Example:
     >>> from framepipe.models import load_model
@@ -72,7 +75,27 @@ class ModelManager(Generic[M]):
         self._evicted: weakref.WeakValueDictionary[Hashable, M] = weakref.WeakValueDictionary()
         self._loading: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[Hashable], None]] = []
+        self._pending: list[Hashable] = []
         self.loads = 0
+
+    def add_eviction_listener(self, listener: Callable[[Hashable], None]) -> None:
+        """Call ``listener(key)`` for each model evicted to make room (not for ``remove``/``clear``)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_eviction_listener(self, listener: Callable[[Hashable], None]) -> None:
+        """Stop calling ``listener`` (nothing happens when it was not added)."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _notify(self) -> None:
+        with self._lock:
+            keys, self._pending = self._pending, []
+            listeners = list(self._listeners)
+        for key in keys:
+            for listener in listeners:
+                listener(key)
 
     def _cached(self, key: Hashable) -> M | None:
         model = self._models.get(key)
@@ -93,14 +116,16 @@ class ModelManager(Generic[M]):
         key = key if key is not None else model_id
         with self._lock:
             model = self._cached(key)
-            if model is not None:
-                return model
-            gate = self._loading.setdefault(key, threading.Lock())
+            gate = self._loading.setdefault(key, threading.Lock()) if model is None else None
+        if gate is None:
+            self._notify()
+            return model  # type: ignore[return-value]
         with gate:  # one load per key; others wait for it
             with self._lock:
                 model = self._cached(key)
-                if model is not None:
-                    return model
+            if model is not None:
+                self._notify()
+                return model
             if loader is not None:
                 model = loader()
             elif self._loader is not None:
@@ -113,6 +138,7 @@ class ModelManager(Generic[M]):
                 self._models.move_to_end(key)
                 self._evict()
                 self._loading.pop(key, None)
+            self._notify()
             return model
 
     def acquire(
@@ -135,6 +161,7 @@ class ModelManager(Generic[M]):
             else:
                 self._holds.pop(key, None)
             self._evict()
+        self._notify()
 
     def _evict(self) -> None:
         newest = next(reversed(self._models), None)  # the model just used stays, even over the limit
@@ -142,6 +169,8 @@ class ModelManager(Generic[M]):
         while len(self._models) > self.max_models and idle:
             key = idle.pop(0)  # least recently used first
             model = self._models.pop(key)
+            if self._listeners:
+                self._pending.append(key)
             with contextlib.suppress(TypeError):  # not weakly referenceable: nothing can find it again
                 self._evicted[key] = model
 
@@ -154,6 +183,11 @@ class ModelManager(Generic[M]):
         """The keys of the loaded models, least recently used first."""
         with self._lock:
             return list(self._models)
+
+    def items(self) -> list[tuple[Hashable, M]]:
+        """The loaded models and their keys, least recently used first (using none of them)."""
+        with self._lock:
+            return list(self._models.items())
 
     def remove(self, key: Hashable) -> bool:
         """Unload ``key`` unless it is held; whether it was unloaded."""

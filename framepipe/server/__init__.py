@@ -1,10 +1,10 @@
 """framepipe's HTTP servers on FastAPI and uvicorn (the optional ``server`` extra:
 ``pip install 'framepipe[server]'``).
 
-``create_app`` builds one FastAPI application from routers; today it holds the model registry
-(``routes.registry``), and the inference server joins it as another router. ``RegistryServer``
-runs the registry on uvicorn, on a background thread or in the foreground
-(``framepipe registry serve``).
+``create_app`` builds one FastAPI application from routers: the inference server (Roboflow's
+``/infer``, ``/model`` and legacy routes, ``InferenceService``) and the model registry
+(``routes.registry``), alone or together. ``InferenceServer`` runs it on uvicorn (``framepipe
+serve``); ``RegistryServer`` runs the registry alone (``framepipe registry serve``).
 
 Example:
     >>> from framepipe.server import RegistryServer
@@ -24,6 +24,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from None
 
 from framepipe.server.app import create_app
+from framepipe.server.inference_server import InferenceServer
 from framepipe.server.registry import RegistryServer, RequestRecord
+from framepipe.server.service import InferenceService
+from framepipe.server.settings import ServerSettings
 
-__all__ = ["RegistryServer", "RequestRecord", "create_app"]
+__all__ = ["InferenceServer", "InferenceService", "RegistryServer", "RequestRecord", "ServerSettings", "create_app"]

@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -92,6 +92,7 @@ class ServerThread:
         request_timeout_s: float = 10.0,
         keep_alive_s: int = 5,
         name: str = "framepipe-server",
+        lifespan: Literal["auto", "on", "off"] = "off",
     ) -> None:
         self.socket = bind(host, port)
         address = self.socket.getsockname()
@@ -100,7 +101,7 @@ class ServerThread:
         config = uvicorn.Config(
             app,
             http=timed_protocol(request_timeout_s),
-            lifespan="off",
+            lifespan=lifespan,
             log_config=None,
             access_log=False,
             timeout_keep_alive=keep_alive_s,
