@@ -32,6 +32,13 @@ def env(tmp_path_factory: pytest.TempPathFactory, clip: Any) -> Iterator[World]:
         yield running
 
 
+def jpeg(image: np.ndarray) -> np.ndarray:
+    """``image`` after a JPEG round trip (how the client sends a numpy image)."""
+    decoded = cv2.imdecode(cv2.imencode(".jpg", image)[1], cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded
+
+
 def configuration(task: str, **extra: Any) -> InferenceConfiguration:
     fields = {CONFIG_NAMES[name]: value for name, value in PARAMETERS[task].items()}
     return InferenceConfiguration(**fields, retry_backoff_s=0.05, **extra)
@@ -51,8 +58,7 @@ def test_api_v1_each_task_one_and_many_equal_get_model(env: World, task: str) ->
     if task == "object-detection":
         assert any(r["predictions"] for r in many)  # real detections compared, not empty lists
     # a numpy frame travels as JPEG, as in inference_sdk: the server sees the decoded JPEG
-    jpeg = cv2.imdecode(cv2.imencode(".jpg", env.frames[1])[1], cv2.IMREAD_COLOR)
-    assert same(client.infer(env.frames[1], model_id=model_id), model.infer(jpeg, **params))
+    assert same(client.infer(env.frames[1], model_id=model_id), model.infer(jpeg(env.frames[1]), **params))
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -108,8 +114,7 @@ def test_client_downsizing_scales_predictions_back(env: World) -> None:
     result = client.infer(big, model_id=DETECTOR)
     description = client.get_model_description(DETECTOR)
     assert (description.input_width, description.input_height) == (320, 192)  # so sent as 320x180
-    sent = cv2.resize(big, (320, 180), interpolation=cv2.INTER_AREA)
-    sent = cv2.imdecode(cv2.imencode(".jpg", sent)[1], cv2.IMREAD_COLOR)
+    sent = jpeg(cv2.resize(big, (320, 180), interpolation=cv2.INTER_AREA))
     expected = get_model(DETECTOR).infer(sent, **PARAMETERS["object-detection"])
     assert result["image"] == {"width": 1280, "height": 720} and len(result["predictions"]) > 0
     assert len(result["predictions"]) == len(expected["predictions"])
