@@ -148,7 +148,7 @@ def test_legacy_route(server: InferenceServer, frames: list[np.ndarray]) -> None
     image = requests.post(f"{url}?confidence=50&format=image", data=encoded, headers=headers, timeout=60)
     assert image.headers["content-type"] == "image/jpeg"
     decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape == frames[0].shape
+    assert decoded is not None and decoded.shape == frames[0].shape
     both = requests.post(f"{url}?confidence=50&format=image_and_json", data=encoded, headers=headers, timeout=60)
     assert comparable(both.json()) == expected and both.json()["visualization"]
     _Files.payload = png(frames[0])

@@ -97,7 +97,7 @@ def slow_classifier(folder: Path, size: int = 320, channels: int = 16) -> Path:
 def clip_frames(video: str | Path, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of a clip (BGR)."""
     capture = cv2.VideoCapture(str(video))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = capture.read()
         if not ok:
