@@ -42,6 +42,19 @@ fi
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
+# Roboflow's inference-sdk, for tests/test_inference_sdk.py: it pins numpy, OpenCV and Pillow versions
+# that differ from framepipe's, so it gets its own environment, .venv-sdk (made when missing), and the
+# test runs the SDK there in a subprocess. FRAMEPIPE_REQUIRE_SDK makes that test fail, not skip,
+# when the environment is missing.
+INFERENCE_SDK_VERSION="1.8.3"
+if [ ! -x .venv-sdk/bin/python ] || ! .venv-sdk/bin/python -c "import inference_sdk" 2>/dev/null; then
+  echo "== making .venv-sdk (inference-sdk==${INFERENCE_SDK_VERSION}, for the compatibility tests)"
+  rm -rf .venv-sdk
+  "${PYTHON:-python3}" -m venv .venv-sdk
+  .venv-sdk/bin/python -m pip install --quiet --disable-pip-version-check "inference-sdk==${INFERENCE_SDK_VERSION}"
+fi
+export FRAMEPIPE_REQUIRE_SDK=1
+
 echo "== ruff"
 ruff check .
 ruff format --check .
