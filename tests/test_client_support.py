@@ -72,6 +72,10 @@ def world(folder: Path, video: str | Path, count: int = 3, api_keys: tuple[str, 
     for index, image in enumerate(frames):
         paths.append(folder / f"frame{index}.png")
         cv2.imwrite(str(paths[-1]), image)
+    from framepipe.models.loader import DEFAULT_MANAGER
+
+    # the models of this world's cache, not those an earlier test loaded under the same ids
+    DEFAULT_MANAGER.clear()
     server = InferenceServer(port=0, settings=ServerSettings(api_keys=api_keys)).start()
     try:
         yield World(server, registry, cache, frames, paths)
@@ -79,6 +83,7 @@ def world(folder: Path, video: str | Path, count: int = 3, api_keys: tuple[str, 
         server.stop()
         registry.stop()
         _restore(old)
+        DEFAULT_MANAGER.clear()
 
 
 def same(answer: Any, expected: Any) -> bool:

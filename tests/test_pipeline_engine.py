@@ -227,7 +227,9 @@ def test_a_slow_sink_does_not_slow_inference_on_live_sources(long_clip) -> None:
 
     fast_rate, fast_drops, _ = run(0.0)
     slow_rate, slow_drops, slow_dispatched = run(0.2)
-    assert slow_rate >= 0.9 * fast_rate, (fast_rate, slow_rate)
+    # a sink that blocked inference would hold it to its own 5 frames/s; on a loaded machine the
+    # two runs' rates differ by up to ~15 % anyway (seen: 29.3 and 25.7 at load average 8)
+    assert slow_rate >= 0.7 * fast_rate and slow_rate > 2 * (1 / 0.2), (fast_rate, slow_rate)
     assert fast_drops == 0 and slow_drops > 20 and slow_dispatched < 25
 
 
