@@ -33,3 +33,11 @@ def test_free_text_loses_credentials_and_tokens() -> None:
     cleaned = redact_text(text)
     assert "pa/ss" not in cleaned and "admin" not in cleaned and "SECRET" not in cleaned
     assert "10.0.0.2/live" in cleaned and "after 3 tries" in cleaned
+
+
+def test_a_short_secret_is_redacted_where_it_stands_not_inside_words() -> None:
+    from framepipe._internal.redact import redact_text
+
+    text = redact_text("Max retries exceeded for key x (x)", ("x",))
+    assert text == "Max retries exceeded for key *** (***)"
+    assert redact_text("prefix-LONGSECRET1-suffix and LONGSECRET1z", ("LONGSECRET1",)) == "prefix-***-suffix and ***z"

@@ -89,12 +89,18 @@ def strip_secrets(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
 
 
+SHORT_SECRET = 8
+"""Secrets shorter than this are replaced only where they stand alone (not inside other words)."""
+
+
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with every URL in it redacted, ``api_key=...``-style values and each of
     ``secrets`` replaced by ``***``."""
     text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text)
     text = _SECRET_IN_TEXT.sub(r"\1***", text)
     for secret in secrets:
-        if secret:
+        if len(secret) >= SHORT_SECRET:
             text = text.replace(secret, "***")
+        elif secret:  # a short key would also blank out its letters in every word: whole tokens only
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     return text
