@@ -53,7 +53,10 @@ def test_sixteen_clients_no_errors_flat_memory(clip: Any) -> None:
         assert wait_for(ready, 60, 0.1), "the server did not become ready"
         # warm-up 1: full batches in both executor slots, so their buffers and ONNX Runtime's arena reach
         # their largest size now rather than whenever 16 frames first happen to queue together
-        full = {"model_id": "framepipe-shapes/1", "image": [{"type": "base64", "value": f} for f in frames * 2]}
+        full: dict[str, Any] = {
+            "model_id": "framepipe-shapes/1",
+            "image": [{"type": "base64", "value": f} for f in frames * 2],
+        }
         with ThreadPoolExecutor(4) as pool:
             warm = list(
                 pool.map(lambda _: requests.post(f"{url}/infer/object_detection", json=full, timeout=60), range(4))
