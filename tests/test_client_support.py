@@ -21,6 +21,7 @@ from tests.test_server_support import clip_frames, comparable, task_cache
 
 DETECTOR = "framepipe-shapes/1"  # bundled: no download
 DOWNLOADED = "reg-det/3"  # in the registry only: the server downloads it on first use
+# (each test module names its own: the process's model manager, shared with the server, keeps models)
 TASKS = {
     "object-detection": DETECTOR,
     "instance-segmentation": "fp-seg/1",
@@ -43,6 +44,7 @@ class World:
     cache: Path
     frames: list[np.ndarray]
     paths: list[Path]
+    downloaded: str
 
 
 def _setenv(values: dict[str, str]) -> dict[str, str | None]:
@@ -60,11 +62,14 @@ def _restore(old: dict[str, str | None]) -> None:
 
 
 @contextmanager
-def world(folder: Path, video: str | Path, count: int = 3, api_keys: tuple[str, ...] = ()) -> Iterator[World]:
-    """The cache, the registry (key ``SECRET``), the inference server, ``count`` frames and their PNGs."""
+def world(
+    folder: Path, video: str | Path, count: int = 3, api_keys: tuple[str, ...] = (), downloaded: str = DOWNLOADED
+) -> Iterator[World]:
+    """The cache, the registry (key ``SECRET``) holding ``downloaded``, the inference server, ``count``
+    frames and their PNGs."""
     cache, registry_root = folder / "cache", folder / "registry"
     task_cache(cache)
-    make_registry(registry_root, DOWNLOADED)
+    make_registry(registry_root, downloaded)
     registry = start_server(registry_root)
     old = _setenv({"MODEL_CACHE_DIR": str(cache), "API_BASE_URL": registry.url, "FRAMEPIPE_RETRY_BACKOFF": "0.05"})
     frames = clip_frames(video, count)
@@ -78,7 +83,7 @@ def world(folder: Path, video: str | Path, count: int = 3, api_keys: tuple[str, 
     DEFAULT_MANAGER.clear()
     server = InferenceServer(port=0, settings=ServerSettings(api_keys=api_keys)).start()
     try:
-        yield World(server, registry, cache, frames, paths)
+        yield World(server, registry, cache, frames, paths, downloaded)
     finally:
         server.stop()
         registry.stop()

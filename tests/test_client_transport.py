@@ -29,6 +29,7 @@ import pytest
 
 from framepipe.client import (
     HTTPCallErrorError,
+    HTTPClientError,
     HTTPServerConnectionError,
     InferenceConfiguration,
     InferenceHTTPClient,
@@ -132,6 +133,8 @@ def server() -> Iterator[tuple[str, Scripted]]:
             try:
                 if status != 200:
                     self.reply(status, {"message": f"scripted {status}, key {KEY}"})
+                elif url.path == "/info" and script.task == "not-json":
+                    self.reply(200, b"<html>a proxy page</html>", "text/html")
                 elif url.path == "/image.jpg":
                     self.reply(200, script.image_bytes, "image/jpeg")
                 elif url.path in ("/model/registry", "/model/add"):
@@ -267,6 +270,13 @@ def test_other_errors_are_not_retried_and_carry_the_servers_message(server) -> N
     message = caught.value.api_message or ""
     assert "scripted 500" in message and "***" in message
     assert "POST /model/add" in caught.value.description
+
+
+def test_an_answer_that_is_not_json(server) -> None:
+    url, script = server
+    script.task = "not-json"
+    with pytest.raises(HTTPClientError, match="GET /info answered HTTP 200 without JSON"):
+        client_for(url).get_server_info()
 
 
 def test_a_server_that_is_not_there(tmp_path: Path) -> None:

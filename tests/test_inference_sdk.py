@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from framepipe.models import get_model
-from tests.test_client_support import DOWNLOADED, PARAMETERS, SECRET, TASKS, World, same, world
+from tests.test_client_support import PARAMETERS, SECRET, TASKS, World, same, world
 
 REPO = Path(__file__).resolve().parent.parent
 SDK_PYTHON = REPO / ".venv-sdk" / "bin" / "python"
@@ -78,7 +78,7 @@ def sdk_python() -> Path:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, clip: Any) -> Iterator[World]:
     sdk_python()
-    with world(tmp_path_factory.mktemp("sdk"), clip.video_path) as running:
+    with world(tmp_path_factory.mktemp("sdk"), clip.video_path, downloaded="reg-sdk/4") as running:
         yield running
 
 
@@ -89,7 +89,7 @@ def results(env: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
         "url": env.server.url,
         "key": SECRET,
         "tasks": TASKS,
-        "downloaded": DOWNLOADED,
+        "downloaded": env.downloaded,
         "paths": [str(p) for p in env.paths],
         "parameters": {task: {SDK_NAMES[k]: v for k, v in p.items()} for task, p in PARAMETERS.items()},
         "out": str(out),
@@ -138,7 +138,7 @@ def test_sdk_model_routes(results: dict[str, Any]) -> None:
 
 
 def test_sdk_model_downloaded_on_first_use(env: World, results: dict[str, Any]) -> None:
-    assert env.registry.count("ort", model_id=DOWNLOADED) == 1
-    assert (env.cache / "reg-det" / "3" / "weights.onnx").is_file()
-    expected = get_model(DOWNLOADED).infer(env.frames[0], **PARAMETERS["object-detection"])
+    assert env.registry.count("ort", model_id=env.downloaded) == 1
+    assert (env.cache / env.downloaded / "weights.onnx").is_file()
+    expected = get_model(env.downloaded).infer(env.frames[0], **PARAMETERS["object-detection"])
     assert same(results["v1"]["downloaded"], expected) and expected["predictions"]

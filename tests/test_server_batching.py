@@ -49,6 +49,7 @@ def test_concurrent_requests_share_session_runs(slow_cache: Path) -> None:
         with ThreadPoolExecutor(REQUESTS) as pool:
             answers = list(pool.map(ask, range(REQUESTS)))
         runs = executor.stats.runs - runs_before
+        print(f"{REQUESTS} concurrent requests: {runs} session runs, batch sizes {dict(executor.stats.batch_sizes)}")
         assert executor.stats.frames - frames_before == REQUESTS
         assert runs < REQUESTS, f"{REQUESTS} concurrent requests took {runs} session runs"
         assert max(executor.stats.batch_sizes) > 1

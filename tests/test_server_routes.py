@@ -189,3 +189,30 @@ def test_registry_routes_in_the_same_app(
     assert inferred.status_code == 200, inferred.text
     assert inferred.json()["top"] == "b"
     assert (cache / "reg-cls" / "2" / "weights.onnx").is_file()
+
+
+@pytest.mark.parametrize(
+    ("model_id", "query", "params"),
+    [
+        ("fp-cls/1", {"confidence": "15"}, {"confidence": 0.15}),
+        (
+            "fp-seg/1",
+            {"confidence": "0.5", "mask_decode_mode": "fast"},
+            {"confidence": 0.5, "mask_decode_mode": "fast"},
+        ),
+        (
+            "fp-pose/1",
+            {"keypoint_confidence": "0.5", "overlap": "50"},
+            {"keypoint_confidence": 0.5, "iou_threshold": 0.5},
+        ),
+    ],
+)
+def test_legacy_route_reads_each_task_s_parameters(
+    server: InferenceServer, frames: list[np.ndarray], model_id: str, query: dict, params: dict
+) -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = requests.post(
+        f"{server.url}/{model_id}", params=query, data=base64.b64encode(png(frames[1])), headers=headers, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    assert comparable(answer.json()) == comparable(get_model(model_id).infer(frames[1], **params))

@@ -46,6 +46,7 @@ from framepipe.client.entities import (
     ServerInfo,
 )
 from framepipe.client.errors import (
+    HTTPClientError,
     InvalidInputFormatError,
     InvalidModelIdentifier,
     ModelNotInitializedError,
@@ -186,7 +187,10 @@ class InferenceHTTPClient:
             raise_for_status(response, request, self.__api_key)
             if response.headers.get("Content-Type", "").startswith("image/"):
                 return {"visualization": response.content}
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise HTTPClientError(f"{request.route} answered HTTP {response.status_code} without JSON") from None
         finally:
             response.close()
 

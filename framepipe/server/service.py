@@ -4,8 +4,9 @@ metrics, the URL fetcher and the worker threads that decode images and wait for 
 Requests for one model go through the model's ``BatchingExecutor``, the one ``get_model`` and pipelines
 use: requests that arrive together run as one batch, and each caller gets its own result. A request's
 images are decoded on a worker thread (never on the event loop), in parallel with other requests'
-inference. A list of images is submitted a batch at a time (at most ``slots`` batches ahead), so a
-long list never holds a live pipeline's frames behind all of it.
+inference. A list of images is decoded and submitted a batch at a time (at most ``slots`` batches
+ahead: the next is decoded while the ones before it run), so a long list never holds a live
+pipeline's frames behind all of it. The per-request timeout counts from the first decode.
 
 Example:
     >>> from framepipe.server.service import InferenceService
@@ -164,9 +165,8 @@ class InferenceService:
                 route = TASK_ROUTES.get(model.task_type, "another route")
                 raise WrongTaskError(f"model {model_id!r} is a {model.task_type!r} model: send it to {route}")
             parameters = self.parameters(model, values)
-            images = [load() for load in loaders]
             deadline = time.monotonic() + self.settings.request_timeout_s
-            predictions = self._predict(model, images, parameters, deadline)
+            images, predictions = self._predict(model, loaders, parameters, deadline)
         finally:
             lease.release()
         elapsed = time.perf_counter() - started
@@ -179,15 +179,19 @@ class InferenceService:
         return lease.model.model_id, answers
 
     def _predict(
-        self, model: Model, images: list[np.ndarray], parameters: InferenceParameters, deadline: float
-    ) -> list[FramePrediction]:
+        self, model: Model, loaders: Sequence[ImageLoader], parameters: InferenceParameters, deadline: float
+    ) -> tuple[list[np.ndarray], list[FramePrediction]]:
+        """Decode and submit a batch at a time, at most ``slots`` batches ahead: the next batch is
+        decoded while the ones before it run."""
         executor = model.executor
         size, ahead = executor.max_batch_size, max(executor.slots, 1)
-        chunks = [images[i : i + size] for i in range(0, len(images), size)]
         pending: collections.deque[list[Any]] = collections.deque()
+        images: list[np.ndarray] = []
         results: list[FramePrediction] = []
         try:
-            for chunk in chunks:
+            for start in range(0, len(loaders), size):
+                chunk = [load() for load in loaders[start : start + size]]
+                images.extend(chunk)
                 pending.append(executor.submit(chunk, parameters, deadline))
                 while len(pending) >= ahead:
                     results.extend(self._collect(executor, pending.popleft(), deadline))
@@ -198,7 +202,7 @@ class InferenceService:
                 for future in futures:
                     future.cancel()
             raise
-        return results
+        return images, results
 
     def _collect(self, executor: Any, futures: list[Any], deadline: float) -> list[FramePrediction]:
         timeout = self.settings.request_timeout_s
