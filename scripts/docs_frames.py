@@ -1,4 +1,4 @@
-"""Make docs/frames/<task>.jpg: one frame per task annotated by ``render_boxes`` with the bundled
+"""Make docs/frames/<task>.png: one frame per task annotated by ``render_boxes`` with the bundled
 demo model of that task, on a generated scene it was not trained on.
 
     python scripts/docs_frames.py [--out docs/frames] [--seed 7]
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             image, _ = random_scene(640, 360, rng)
         options = {"keypoint_confidence": 0.5} if task == "keypoint-detection" else {}
         picture = annotate(image, to_payload(get_model(model_id).predict(image, **options)))
-        path = out / f"{task}.jpg"
-        cv2.imwrite(str(path), picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        path = out / f"{task}.png"
+        cv2.imwrite(str(path), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(f"{path}: {model_id}")
     return 0
 
