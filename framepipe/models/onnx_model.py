@@ -46,10 +46,11 @@ logger = logging.getLogger("framepipe.models")
 DEFAULT_INPUT_SIZE = 640
 DEFAULT_MAX_BATCH = 16
 """The most frames one run takes from the executor for a dynamic-batch model on a GPU."""
-DEFAULT_MAX_BATCH_CPU = 4
+DEFAULT_MAX_BATCH_CPU = 2
 """The same on the CPU, where a larger batch is no faster per frame (YOLOv8n-640: 143, 174, 218 ms
-per frame at batches 1, 2, 4 on a loaded 2-core host) and its activations cost memory (a server
-forming batches of 16 peaked at 749 MB, of 4 near 310 MB)."""
+per frame at batches 1, 2, 4 on a loaded 2-core host) and its activations cost memory (the server
+at 16 clients: peak RSS 749 MB with batches of up to 16, 471 MB up to 4, 353 MB up to 2;
+``benchmarks/server.py``)."""
 RFDETR_BACKGROUND = "background_class83422"
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
