@@ -136,7 +136,7 @@ def test_a_batch_that_raises_fails_only_its_own_futures(tmp_path: Path) -> None:
 
 def test_frames_past_their_deadline_fail_and_do_not_run(tmp_path: Path) -> None:
     _, model, counting = fresh_model(tmp_path)
-    executor = BatchingExecutor(model, slots=1)
+    executor = BatchingExecutor(model, slots=1, max_batch_size=8)
     late = executor.submit(scenes(2), deadline=time.monotonic() - 1.0)
     for future in late:
         with pytest.raises(DeadlineExceededError, match="deadline"):
@@ -192,10 +192,10 @@ def test_the_io_binding_path_reuses_its_device_buffer(tmp_path: Path) -> None:
     # the CUDA path, on the CPU build: IOBinding with a buffer per slot and batch shape, reused
     _, model, _ = fresh_model(tmp_path)
     images = scenes(3)
-    plain = [strip_ids(r.to_roboflow()) for r in BatchingExecutor(model, slots=1).infer(images)]
+    plain = [strip_ids(r.to_roboflow()) for r in BatchingExecutor(model, slots=1, max_batch_size=8).infer(images)]
     model.use_io_binding = True
     model.session = model.session._session  # IOBinding needs the real session
-    executor = BatchingExecutor(model, slots=1)
+    executor = BatchingExecutor(model, slots=1, max_batch_size=8)
     bound = [strip_ids(r.to_roboflow()) for r in executor.infer(images)]
     executor.infer(scenes(3, seed=9))
     assert bound == plain and executor._free[0].state["binding"].buffers == 1
