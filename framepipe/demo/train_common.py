@@ -77,8 +77,9 @@ def load_detector(model: nn.Module, onnx_path: str | os.PathLike[str]) -> None:
                 continue
             norm.weight.fill_(1.0)
             norm.bias.copy_(torch.from_numpy(np.array(bias)))
-            norm.running_mean.zero_()  # type: ignore[union-attr]
-            norm.running_var.fill_(1.0 - norm.eps)  # type: ignore[union-attr]
+            assert norm.running_mean is not None and norm.running_var is not None
+            norm.running_mean.zero_()
+            norm.running_var.fill_(1.0 - norm.eps)
     model.train(was_training)
 
 
