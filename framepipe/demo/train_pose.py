@@ -329,7 +329,12 @@ def export(model: ShapesPoseNet, folder: str) -> None:
     onnx.save(proto, weights)
     write_side_files(folder, "keypoint-detection", "yolov8n-pose", "framepipe-shapes-pose/1", INPUT_W, INPUT_H)
     metadata = [
-        {"object_class_id": i, "keypoints": {str(k): name for k, name in enumerate(KEYPOINT_NAMES[n])}}
+        {
+            "object_class_id": i,
+            "keypoints": {str(k): name for k, name in enumerate(KEYPOINT_NAMES[n])},
+            # the skeleton render_boxes draws: the shape's outline, vertex to vertex
+            "edges": [[k, (k + 1) % len(KEYPOINT_NAMES[n])] for k in range(len(KEYPOINT_NAMES[n]))],
+        }
         for i, n in enumerate(CLASS_NAMES)
     ]
     with open(os.path.join(folder, "keypoints_metadata.json"), "w", encoding="utf-8") as f:
