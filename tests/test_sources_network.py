@@ -301,4 +301,6 @@ def test_a_frozen_camera_does_not_slow_the_other_source(live_clip) -> None:
 
     assert fps(0, during_start, during_end) < 1.0  # the frozen camera gave nothing...
     before, during = fps(1, before_start, before_end), fps(1, during_start, during_end)
-    assert during >= 0.9 * before, (before, during)  # ...and the other source did not notice
+    # ...and the other source did not notice (a shared read would stop it; on a loaded host its
+    # rate moves by up to ~15 % anyway: 22.0 then 19.5 seen)
+    assert during >= 0.75 * before, (before, during)
