@@ -29,7 +29,7 @@ from framepipe.models.environment import (
 )
 from framepipe.models.executor import Slot
 from framepipe.models.heads import Candidates, Head, OutputSpec, choose_head
-from framepipe.models.heads.base import DecodeSettings, HeadContext, TaskHead, dim, literal
+from framepipe.models.heads.base import DecodeSettings, HeadContext, TaskHead, boxes_to_frame, dim, literal
 from framepipe.models.nms import non_max_suppression
 from framepipe.models.params import InferenceParameters
 from framepipe.models.preprocess import PreprocessBuffers, Preprocessor, ResizeGeometry
@@ -269,10 +269,7 @@ class OnnxModel(ExecutorCalls):
             )
         else:
             keep = np.arange(min(len(boxes), max(parameters.max_detections, 0)))
-        mapped = geometry.to_source(boxes[keep])
-        if self.round_boxes:
-            mapped = np.round(mapped)
-        inside = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])  # not wholly in the padding
+        mapped, inside = boxes_to_frame(boxes[keep], geometry, self.round_boxes)
         detections = Detections(mapped[inside], scores[keep][inside], class_ids[keep][inside])
         return FramePrediction(geometry.frame, self.class_names, self.task_type, detections=detections)
 

@@ -312,6 +312,15 @@ def allowed_ids(class_names: Sequence[str], parameters: InferenceParameters) -> 
     return np.array([i for i, n in enumerate(class_names) if n in parameters.class_filter], np.int64)
 
 
+def boxes_to_frame(boxes: np.ndarray, geometry: ResizeGeometry, round_boxes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes from model-input pixels to frame pixels (whole pixels when ``round_boxes``, as
+    Roboflow's models give them), and which of them are not wholly in the padding (a bool mask)."""
+    mapped = geometry.to_source(boxes)
+    if round_boxes:
+        mapped = np.round(mapped)
+    return mapped, (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
+
+
 def points_to_source(points: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
     """``(..., 2)`` x, y from model-input pixels to original-frame pixels, clipped to the part of
     the frame the model saw (as boxes are)."""

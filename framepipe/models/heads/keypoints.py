@@ -43,6 +43,7 @@ from framepipe.models.heads.base import (
     Shape,
     TaskHead,
     allowed_ids,
+    boxes_to_frame,
     channels_first_candidates,
     dim,
     literal,
@@ -195,15 +196,13 @@ class KeypointHead(TaskHead):
             found = suppress(
                 self._candidates(outputs[0][index], num_classes, count * dims, parameters), parameters, allowed
             )
-            boxes = geometry.to_source(found.boxes)
-            boxes = np.round(boxes) if context.round_boxes else boxes
+            boxes, inside = boxes_to_frame(found.boxes, geometry, context.round_boxes)
             assert found.extra is not None
             raw = found.extra.reshape(len(boxes), count, dims)
             points = np.zeros((len(boxes), count, 3), np.float32)
             points[..., :2] = points_to_source(raw[..., :2], geometry)
             points[..., 2] = raw[..., 2] if dims == 3 else 1.0
             points[points[..., 2] < threshold] = 0.0  # kept, marked missing
-            inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
             detections = Detections(
                 boxes[inside], found.scores[inside], found.class_ids[inside], keypoints=points[inside]
             )

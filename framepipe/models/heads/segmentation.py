@@ -39,6 +39,7 @@ from framepipe.models.heads.base import (
     Shape,
     TaskHead,
     allowed_ids,
+    boxes_to_frame,
     channels_first_candidates,
     cxcywh_to_xyxy,
     dim,
@@ -220,9 +221,7 @@ class YOLOv8SegmentationHead(TaskHead):
         for index, geometry in enumerate(geometries):
             candidates, protos = self.image_candidates(outputs, index, context, parameters)
             found = suppress(candidates, parameters, allowed)
-            boxes = geometry.to_source(found.boxes)
-            boxes = np.round(boxes) if context.round_boxes else boxes
-            inside = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            boxes, inside = boxes_to_frame(found.boxes, geometry, context.round_boxes)
             found, boxes = found[np.flatnonzero(inside)], boxes[inside]
             detections = self._masks(protos, found, boxes, geometry, context.input_size, options)
             results.append(FramePrediction(geometry.frame, context.class_names, self.task, detections=detections))
