@@ -173,7 +173,13 @@ class OnnxModel(ExecutorCalls):
         if isinstance(self.head, TaskHead):  # a task head makes whole predictions (masks, keypoints, classes)
             settings = self.head.configure(spec, artifacts, self.class_names)
             self.context = HeadContext(
-                self.model_id, self.class_names, self.task_type, self.input_size, settings, self.round_boxes
+                self.model_id,
+                self.class_names,
+                self.task_type,
+                self.input_size,
+                settings,
+                self.round_boxes,
+                ultralytics=not artifacts.environment,
             )
 
     def parameters(self, **kwargs: Any) -> InferenceParameters:

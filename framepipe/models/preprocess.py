@@ -38,6 +38,8 @@ class ResizeGeometry:
 
     The resized image had ``source_size`` (width, height) and sat at ``offset`` in the original
     frame of ``frame_size`` (a static crop); in the input ``x_in = (x - offset_x) * scale_x + pad_x``.
+    ``box_pad`` and ``point_pad`` (x, y) are the paddings boxes and points are mapped back by, when
+    they differ from where the picture was put (Ultralytics' ``scale_boxes`` and ``scale_coords``).
     """
 
     source_size: tuple[int, int]
@@ -48,6 +50,8 @@ class ResizeGeometry:
     offset_x: int = 0
     offset_y: int = 0
     frame_size: tuple[int, int] | None = None
+    box_pad: tuple[float, float] | None = None
+    point_pad: tuple[float, float] | None = None
 
     @property
     def resized_size(self) -> tuple[int, int]:
@@ -64,8 +68,19 @@ class ResizeGeometry:
         the part of the frame the model saw."""
         out = np.empty(boxes.shape, np.float32)
         width, height = self.source_size
-        out[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - self.pad_x) / self.scale_x, 0, width) + self.offset_x
-        out[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - self.pad_y) / self.scale_y, 0, height) + self.offset_y
+        pad_x, pad_y = self.box_pad or (self.pad_x, self.pad_y)
+        out[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - pad_x) / self.scale_x, 0, width) + self.offset_x
+        out[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - pad_y) / self.scale_y, 0, height) + self.offset_y
+        return out
+
+    def points_to_source(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` x, y from model-input pixels to original-frame pixels, clipped to the
+        part of the frame the model saw (as boxes are)."""
+        out = np.empty(points.shape, np.float32)
+        width, height = self.source_size
+        pad_x, pad_y = self.point_pad or (self.pad_x, self.pad_y)
+        out[..., 0] = np.clip((points[..., 0] - pad_x) / self.scale_x, 0, width) + self.offset_x
+        out[..., 1] = np.clip((points[..., 1] - pad_y) / self.scale_y, 0, height) + self.offset_y
         return out
 
 
@@ -85,19 +100,31 @@ def letterbox_geometry(width: int, height: int, target_w: int, target_h: int) ->
 def ultralytics_letterbox_geometry(width: int, height: int, target_w: int, target_h: int) -> ResizeGeometry:
     """Ultralytics' ``LetterBox`` (``auto=False``, ``center=True``, scaling up too): one gain for
     both axes, the picture ``round(side * gain)`` pixels, the padding ``round(half - 0.1)`` before
-    it; boxes map back by that gain and padding, as its ``scale_boxes`` does.
+    it. Ultralytics maps results back from the unrounded picture size instead: boxes by
+    ``scale_boxes`` (padding ``round((target - side * gain) / 2 - 0.1)``), keypoints and outlines by
+    ``scale_coords`` (padding ``(target - side * gain) / 2``), which can be a pixel off where the
+    picture was put; the geometry keeps both, so that results equal its ``predict``'s.
 
     Example:
         >>> g = ultralytics_letterbox_geometry(1000, 501, 640, 640)
-        >>> g.resized_size, g.pad_y, letterbox_geometry(1000, 501, 640, 640).resized_size
-        ((640, 321), 159, (640, 320))
+        >>> g.resized_size, g.pad_y, g.box_pad, [round(p, 2) for p in g.point_pad]
+        ((640, 321), 159, (0, 160), [0.0, 159.68])
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     gain = min(target_h / height, target_w / width)
     new_w, new_h = round(width * gain), round(height * gain)
     left, top = round((target_w - new_w) / 2 - 0.1), round((target_h - new_h) / 2 - 0.1)
-    return ResizeGeometry((width, height), gain, gain, left, top)
+    half_w, half_h = (target_w - width * gain) / 2, (target_h - height * gain) / 2
+    return ResizeGeometry(
+        (width, height),
+        gain,
+        gain,
+        left,
+        top,
+        box_pad=(round(half_w - 0.1), round(half_h - 0.1)),
+        point_pad=(half_w, half_h),
+    )
 
 
 def letterbox(

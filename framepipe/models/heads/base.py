@@ -4,7 +4,7 @@ A head says how well it fits a model's outputs (``fits``: 0 no, 1 possible, 2 ce
 classes it sees in them, whether real outputs break its layout (``problem``), and decodes the
 outputs of one image into ``Candidates`` (boxes in model-input pixels, before NMS). A
 ``TaskHead`` (segmentation, keypoints, classification) makes whole predictions instead; the
-helpers at the end (``suppress``, ``points_to_source``) serve those whose candidates carry
+helpers at the end (``suppress``, ``boxes_to_frame``) serve those whose candidates carry
 columns through NMS.
 
 Example:
@@ -258,8 +258,9 @@ def one_rank3(spec: OutputSpec) -> bool:
 @dataclass(frozen=True)
 class HeadContext:
     """What a task head knows of its model: ``model_id``, ``class_names``, Roboflow's ``task``,
-    the ``input_size`` (width, height), the ``settings`` its ``configure`` returned, and whether
-    boxes are rounded to whole pixels (Roboflow's models; not a bare Ultralytics export)."""
+    the ``input_size`` (width, height), the ``settings`` its ``configure`` returned, whether
+    boxes are rounded to whole pixels (Roboflow's models; not a bare Ultralytics export) and
+    whether the model is a bare Ultralytics export, decoded as Ultralytics' ``predict`` does."""
 
     model_id: str
     class_names: list[str]
@@ -267,6 +268,7 @@ class HeadContext:
     input_size: tuple[int, int]
     settings: dict[str, Any] = field(default_factory=dict)
     round_boxes: bool = True
+    ultralytics: bool = False
 
 
 class TaskHead(Head):
@@ -319,13 +321,3 @@ def boxes_to_frame(boxes: np.ndarray, geometry: ResizeGeometry, round_boxes: boo
     if round_boxes:
         mapped = np.round(mapped)
     return mapped, (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
-
-
-def points_to_source(points: np.ndarray, geometry: ResizeGeometry) -> np.ndarray:
-    """``(..., 2)`` x, y from model-input pixels to original-frame pixels, clipped to the part of
-    the frame the model saw (as boxes are)."""
-    out = np.empty(points.shape, np.float32)
-    width, height = geometry.source_size
-    out[..., 0] = np.clip((points[..., 0] - geometry.pad_x) / geometry.scale_x, 0, width) + geometry.offset_x
-    out[..., 1] = np.clip((points[..., 1] - geometry.pad_y) / geometry.scale_y, 0, height) + geometry.offset_y
-    return out

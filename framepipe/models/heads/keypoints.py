@@ -48,7 +48,6 @@ from framepipe.models.heads.base import (
     dim,
     literal,
     one_rank3,
-    points_to_source,
     suppress,
 )
 from framepipe.models.heads.registry import register_head
@@ -200,7 +199,7 @@ class KeypointHead(TaskHead):
             assert found.extra is not None
             raw = found.extra.reshape(len(boxes), count, dims)
             points = np.zeros((len(boxes), count, 3), np.float32)
-            points[..., :2] = points_to_source(raw[..., :2], geometry)
+            points[..., :2] = geometry.points_to_source(raw[..., :2])
             points[..., 2] = raw[..., 2] if dims == 3 else 1.0
             points[points[..., 2] < threshold] = 0.0  # kept, marked missing
             detections = Detections(

@@ -12,6 +12,15 @@ cropped to its box and thresholded at 0.5. The JSON outline is the largest outer
 (``cv2.RETR_EXTERNAL``, the one of most points), scaled to frame pixels; COCO RLE and the
 full-frame boolean masks (``keep_masks``) are made at frame size only when asked for.
 
+A bare Ultralytics export (no ``environment.json``) in the default ``accurate`` mode is decoded
+as Ultralytics' ``predict`` does it instead (``ultralytics/utils/ops.py``, ``retina_masks=False``):
+``coefficients @ prototypes`` cropped at prototype size to the box scaled there and rounded,
+bilinear to the input size, ``> 0``; the outline is that mask's largest outer contour mapped back
+by ``scale_coords`` (one gain, the unrounded half padding, clipped to the frame), so it equals
+``Results.masks.xy`` for a mask of one part (Ultralytics joins the parts of a split mask into one
+outline; this keeps the largest, as Roboflow's JSON does); frame-size masks follow its
+``scale_masks`` (padding ``round(half -/+ 0.1)`` cut off, bilinear to the frame, ``> 0.5``).
+
 Example:
     >>> import numpy as np
     >>> from framepipe.models.heads.segmentation import decode_size
@@ -146,6 +155,31 @@ def instance_masks(
         yield instance, resample_window(instance, size, box_rows, box_cols), box_rows, box_cols
 
 
+def _support(lo: float, hi: float, ratio: float, limit: int) -> slice:
+    """Input pixels whose bilinear sample (ratio ``ratio`` of prototype to input pixels) can
+    reach the prototype columns ``[lo, hi)``, with a margin: beyond it the upsampled mask is 0."""
+    return slice(max(int(np.floor((lo - 1) / ratio)) - 2, 0), max(min(int(np.ceil((hi + 1) / ratio)) + 2, limit), 0))
+
+
+def ultralytics_instance_masks(
+    protos: np.ndarray, coefficients: np.ndarray, boxes: np.ndarray, input_size: tuple[int, int]
+) -> Iterator[tuple[np.ndarray, slice, slice]]:
+    """Ultralytics' ``process_mask(..., upsample=True)`` one instance at a time: for each box
+    (xyxy, input pixels) its binary mask at input size, as a window with its rows and columns
+    (outside the window the mask is empty)."""
+    count, mh, mw = protos.shape
+    width, height = input_size
+    rx, ry = mw / width, mh / height
+    logits = (coefficients @ np.ascontiguousarray(protos).reshape(count, -1)).reshape(-1, mh, mw)
+    scaled = np.round(boxes * np.array([rx, ry, rx, ry], np.float32)).astype(np.int64)  # torch.round: half to even
+    for logit, (x1, y1, x2, y2) in zip(logits, scaled.tolist(), strict=True):
+        x1, y1 = max(x1, 0), max(y1, 0)
+        cropped = np.zeros((mh, mw), np.float32)
+        cropped[y1:y2, x1:x2] = logit[y1:y2, x1:x2]
+        rows, cols = _support(y1, y2, ry, height), _support(x1, x2, rx, width)
+        yield resample_window(cropped, (width, height), rows, cols) > 0, rows, cols
+
+
 class YOLOv8SegmentationHead(TaskHead):
     name = "yolov8-seg"
     layout = "YOLOv8/11-seg [B, 4+nc+32, N] + prototypes [B, 32, mh, mw]"
@@ -223,7 +257,10 @@ class YOLOv8SegmentationHead(TaskHead):
             found = suppress(candidates, parameters, allowed)
             boxes, inside = boxes_to_frame(found.boxes, geometry, context.round_boxes)
             found, boxes = found[np.flatnonzero(inside)], boxes[inside]
-            detections = self._masks(protos, found, boxes, geometry, context.input_size, options)
+            if context.ultralytics and options.mask_decode_mode == "accurate":
+                detections = self._ultralytics_masks(protos, found, boxes, geometry, context.input_size, options)
+            else:
+                detections = self._masks(protos, found, boxes, geometry, context.input_size, options)
             results.append(FramePrediction(geometry.frame, context.class_names, self.task, detections=detections))
         return results
 
@@ -276,6 +313,69 @@ class YOLOv8SegmentationHead(TaskHead):
             if options.keep_masks:
                 frame = np.zeros((frame_h, frame_w), bool)
                 frame[top : top + binary.shape[0], left : left + binary.shape[1]] = binary
+                full_masks.append(frame)
+        mask = None
+        if options.keep_masks:
+            mask = np.stack(full_masks) if full_masks else np.zeros((0, frame_h, frame_w), bool)
+        return Detections(
+            boxes,
+            found.scores,
+            found.class_ids,
+            mask=mask,
+            polygons=polygons,
+            rle=rles if options.response_mask_format == "rle" else None,
+        )
+
+    def _ultralytics_masks(
+        self,
+        protos: np.ndarray,
+        found: Candidates,
+        boxes: np.ndarray,
+        geometry: ResizeGeometry,
+        input_size: tuple[int, int],
+        options: SegmentationParameters,
+    ) -> Detections:
+        """A bare Ultralytics export's masks, as its ``predict`` makes them (module docstring)."""
+        frame_w, frame_h = geometry.frame
+        source_w, source_h = geometry.source_size
+        width, height = input_size
+        gain = geometry.scale_x  # one gain for both axes (Ultralytics' LetterBox)
+        half_w, half_h = geometry.point_pad or (float(geometry.pad_x), float(geometry.pad_y))  # unrounded
+        offset = np.array([geometry.offset_x, geometry.offset_y], np.float32)
+        # scale_masks: the picture's rows and columns in the input, resized to the frame
+        top, left = round(half_h - 0.1), round(half_w - 0.1)
+        bottom, right = height - round(half_h + 0.1), width - round(half_w + 0.1)
+        picture = (right - left, bottom - top)
+        want_full = options.keep_masks or options.response_mask_format == "rle"
+        polygons: list[np.ndarray] = []
+        full_masks: list[np.ndarray] = []
+        rles: list[dict[str, Any]] = []
+        assert found.extra is not None
+        for binary, rows, cols in ultralytics_instance_masks(protos, found.extra, found.boxes, input_size):
+            outline = largest_outline(binary) + np.array([cols.start, rows.start], np.float32)
+            outline = (outline - np.array([half_w, half_h], np.float32)) / np.float32(gain)  # scale_coords
+            outline[:, 0] = outline[:, 0].clip(0, source_w)
+            outline[:, 1] = outline[:, 1].clip(0, source_h)
+            polygons.append(outline + offset)
+            if not want_full:
+                continue
+            inside = np.zeros((picture[1], picture[0]), np.float32)
+            r0, r1 = max(rows.start - top, 0), min(rows.stop - top, picture[1])
+            c0, c1 = max(cols.start - left, 0), min(cols.stop - left, picture[0])
+            if r1 > r0 and c1 > c0:
+                inside[r0:r1, c0:c1] = binary[
+                    r0 + top - rows.start : r1 + top - rows.start, c0 + left - cols.start : c1 + left - cols.start
+                ]
+            fy, fx = source_h / picture[1], source_w / picture[0]
+            frame_rows = _support(r0, r1, 1 / fy, source_h)
+            frame_cols = _support(c0, c1, 1 / fx, source_w)
+            window = resample_window(inside, (source_w, source_h), frame_rows, frame_cols) > MASK_THRESHOLD
+            top_f, left_f = geometry.offset_y + frame_rows.start, geometry.offset_x + frame_cols.start
+            if options.response_mask_format == "rle":
+                rles.append(rle_encode_window(window, top_f, left_f, (frame_h, frame_w)))
+            if options.keep_masks:
+                frame = np.zeros((frame_h, frame_w), bool)
+                frame[top_f : top_f + window.shape[0], left_f : left_f + window.shape[1]] = window
                 full_masks.append(frame)
         mask = None
         if options.keep_masks:
