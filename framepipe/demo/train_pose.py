@@ -5,24 +5,27 @@ Needs the ``train`` extra. The keypoints are the shapes' vertices (``scenes.KEYP
 square 4, triangle 3, star 10, circle none), in a canonical order, since the shapes are symmetric:
 the outer vertex nearest straight up first, then clockwise. The model is the shipped
 ``framepipe-shapes/1`` detector (loaded from its ONNX file and kept frozen, so its boxes and
-scores are the detector's) with, at each FPN level, a head that reads the level and the backbone
-stage of the same stride and predicts each shape's centre, circumradius and orientation, the last
-as ``(cos nθ, sin nθ)`` for a shape of ``n``-fold symmetry, so that symmetric poses that look
-alike get one target. The exported graph turns these into the vertices of the best-scoring
-class, in ``keypoints``' canonical order (computed exactly, not learned). Every object carries
-``K = 10`` keypoints of ``x, y, confidence`` (the detection score; 0 for slots a class does not
-have), as YOLOv8-pose. Only the heads train (L1 of the centre over the box size, of the log
-radius, and ``1 - cos`` of the orientation). The ONNX output has the YOLOv8-pose layout
-``[batch, 4 + 4 + 3 * 10, 1260]`` (``model_type`` ``yolov8n-pose``); ``keypoints_metadata.json``
-names the keypoints per class.
+scores are the detector's), a trainable fine branch that takes the detector's stride-4 stem
+features down to strides 8, 16 and 32, and at each FPN level a head that reads the level, the
+backbone stage and the fine branch of the same stride and predicts each shape's centre,
+circumradius and orientation, the last as ``(cos nθ, sin nθ)`` for a shape of ``n``-fold
+symmetry, so that symmetric poses that look alike get one target. The exported graph turns these
+into the vertices of the best-scoring class, in ``keypoints``' canonical order (computed exactly,
+not learned). Every object carries ``K = 10`` keypoints of ``x, y, confidence`` (the detection
+score; 0 for slots a class does not have), as YOLOv8-pose. Only the fine branch and the heads
+train (L1 of the centre over the box size, of the log radius, and ``1 - cos`` of the
+orientation). The ONNX output has the YOLOv8-pose layout ``[batch, 4 + 4 + 3 * 10, 1260]``
+(``model_type`` ``yolov8n-pose``); ``keypoints_metadata.json`` names the keypoints per class.
 
-The shipped weights are those of a 1000-step schedule (5000 images, batch 16) after 765 steps,
-saved from the running process when time ran out (about 22 minutes of wall time on 2 cores
-shared by four jobs). They reach PCK@0.1 0.861 on the demo clip, short of the 0.9 aimed at. To
-train them again::
+The orientation is what limits PCK: the stars' five tips are a few pixels wide at the model's
+320x192 input, and a star whose estimated orientation falls on the other side of the angle where
+the canonical first vertex changes has all ten vertices numbered wrong. The fine branch (the
+stem's stride-4 detail), a deeper head and a longer schedule took PCK@0.1 on the demo clip from
+0.86 (heads on the FPN and the backbone alone) to over 0.9. The shipped weights are this
+module's defaults (8000 images, 2000 steps of 16), 11 minutes of wall time on 2 otherwise idle
+cores::
 
-    python -m framepipe.demo.train_pose --out framepipe/artifacts/bundled/framepipe-shapes-pose/1 \\
-        --images 5000 --steps 1000 --batch 16 --stop-after 765
+    python -m framepipe.demo.train_pose --out framepipe/artifacts/bundled/framepipe-shapes-pose/1
 """
 
 from __future__ import annotations
@@ -60,18 +63,33 @@ K = MAX_KEYPOINTS
 SYMMETRY = {"square": 4, "triangle": 3, "star": 5}  # n-fold rotational symmetry per class
 STAR_INNER = 0.45  # scenes: a star's inner radius over its outer one
 POSE_VALUES = 5  # per location: centre dx, dy (strides), log radius (strides), cos nθ, sin nθ
+FINE = 48  # channels of the fine branch
 
 
 class ShapesPoseNet(nn.Module):
-    """The frozen detector and a pose head per level (FPN level + backbone stage)."""
+    """The frozen detector, a trainable fine branch from its stride-4 stem, and a pose head per
+    level reading the FPN level, the backbone stage and the fine branch at that stride."""
 
-    def __init__(self, detector: ShapesNet, neck: int = 48, width: int = 64) -> None:
+    def __init__(self, detector: ShapesNet, neck: int = 48, width: int = 64, fine: int = FINE) -> None:
         super().__init__()
         self.detector = detector
         for parameter in detector.parameters():
             parameter.requires_grad_(False)
+        # the stem's stride-4 features carry the shapes' points that the stride-8+ levels blur
+        self.fine = nn.ModuleList(
+            [
+                nn.Sequential(ConvBN(24, fine, 3, 2), ConvBN(fine, fine)),
+                ConvBN(fine, fine, 3, 2),
+                ConvBN(fine, fine, 3, 2),
+            ]
+        )
         self.poses = nn.ModuleList(
-            nn.Sequential(ConvBN(neck + stage, width), ConvBN(width, width), nn.Conv2d(width, POSE_VALUES, 1))
+            nn.Sequential(
+                ConvBN(neck + stage + fine, width, 1),
+                ConvBN(width, width),
+                ConvBN(width, width),
+                nn.Conv2d(width, POSE_VALUES, 1),
+            )
             for stage in (48, 96, 128)
         )
         for head in self.poses:
@@ -89,14 +107,18 @@ class ShapesPoseNet(nn.Module):
         """Detector outputs per level and pose outputs per level ``[B, 5, h, w]`` (raw)."""
         d = self.detector
         with torch.no_grad():
-            c3 = d.c3(d.stem(x))
+            s4 = d.stem(x)
+            c3 = d.c3(s4)
             c4 = d.c4(c3)
             c5 = d.c5(c4)
             p5 = d.lat5(c5)
             p4 = d.smooth4(d.lat4(c4) + F.interpolate(p5, scale_factor=2.0, mode="nearest"))
             p3 = d.smooth3(d.lat3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
             raw = [head(p) for head, p in zip(d.heads, (p3, p4, p5), strict=True)]
-        features = [torch.cat(pair, dim=1) for pair in ((p3, c3), (p4, c4), (p5, c5))]
+        features, fine = [], s4
+        for layer, level, stage in zip(self.fine, (p3, p4, p5), (c3, c4, c5), strict=True):
+            fine = layer(fine)
+            features.append(torch.cat([level, stage, fine], dim=1))
         return raw, [head(f) for head, f in zip(self.poses, features, strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,8 +366,8 @@ def export(model: ShapesPoseNet, folder: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--out", required=True, help="model folder to write (Roboflow layout)")
-    parser.add_argument("--images", type=int, default=5000, help="training images to generate")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--images", type=int, default=8000, help="training images to generate")
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=31)

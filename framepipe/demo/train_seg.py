@@ -11,11 +11,10 @@ the mask, inside the object's box. The ONNX outputs have the YOLOv8-seg layout: 
 ``[batch, 4 + 4 + 32, 1260]`` and prototypes ``[batch, 32, 96, 160]`` (``model_type``
 ``yolov8n-seg``).
 
-The shipped weights are those of the 1200-step schedule after 757 steps (the mask loss had
-levelled off; the machine was shared and slow). That run took about 28 minutes of CPU time and 36
-minutes of wall time on 2 cores shared by four jobs. To train them again::
+The shipped weights are this module's defaults (the 1200-step schedule), 15 minutes of wall
+time on 2 otherwise idle cores::
 
-    python -m framepipe.demo.train_seg --out framepipe/artifacts/bundled/framepipe-shapes-seg/1 --stop-after 757
+    python -m framepipe.demo.train_seg --out framepipe/artifacts/bundled/framepipe-shapes-seg/1
 """
 
 from __future__ import annotations
