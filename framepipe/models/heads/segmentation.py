@@ -180,6 +180,40 @@ def ultralytics_instance_masks(
         yield resample_window(cropped, (width, height), rows, cols) > 0, rows, cols
 
 
+class _FrameMasks:
+    """Each instance's mask at frame size, kept as COCO RLE and/or a full-frame boolean mask
+    when the parameters ask for them (``wanted``); the window of each is all that is made."""
+
+    def __init__(self, options: SegmentationParameters, frame: tuple[int, int]) -> None:
+        self.rle = options.response_mask_format == "rle"
+        self.keep = options.keep_masks
+        self.frame = frame
+        self.rles: list[dict[str, Any]] = []
+        self.masks: list[np.ndarray] = []
+
+    @property
+    def wanted(self) -> bool:
+        return self.rle or self.keep
+
+    def add(self, window: np.ndarray, top: int, left: int) -> None:
+        """One instance's ``window`` (boolean) whose top-left pixel is ``(top, left)`` in the frame."""
+        width, height = self.frame
+        if self.rle:
+            self.rles.append(rle_encode_window(window, top, left, (height, width)))
+        if self.keep:
+            mask = np.zeros((height, width), bool)
+            mask[top : top + window.shape[0], left : left + window.shape[1]] = window
+            self.masks.append(mask)
+
+    def detections(self, boxes: np.ndarray, found: Candidates, polygons: list[np.ndarray]) -> Detections:
+        width, height = self.frame
+        mask = None
+        if self.keep:
+            mask = np.stack(self.masks) if self.masks else np.zeros((0, height, width), bool)
+        rle = self.rles if self.rle else None
+        return Detections(boxes, found.scores, found.class_ids, mask=mask, polygons=polygons, rle=rle)
+
+
 class YOLOv8SegmentationHead(TaskHead):
     name = "yolov8-seg"
     layout = "YOLOv8/11-seg [B, 4+nc+32, N] + prototypes [B, 32, mh, mw]"
@@ -284,14 +318,11 @@ class YOLOv8SegmentationHead(TaskHead):
         input_size: tuple[int, int],
         options: SegmentationParameters,
     ) -> Detections:
-        frame_w, frame_h = geometry.frame
         source_w, source_h = geometry.source_size
         offset = np.array([geometry.offset_x, geometry.offset_y], np.float32)
         source_boxes = boxes - np.tile(offset, 2)
-        want_full = options.keep_masks or options.response_mask_format == "rle"
+        frame_masks = _FrameMasks(options, geometry.frame)
         polygons: list[np.ndarray] = []
-        full_masks: list[np.ndarray] = []
-        rles: list[dict[str, Any]] = []
         assert found.extra is not None
         decoded = instance_masks(protos, found.extra, source_boxes, geometry, input_size, options)
         size = None
@@ -302,29 +333,13 @@ class YOLOv8SegmentationHead(TaskHead):
             binary = window > MASK_THRESHOLD
             outline = largest_outline(binary) + np.array([cols.start, rows.start], np.float32)
             polygons.append(outline * np.array([source_w / size[0], source_h / size[1]], np.float32) + offset)
-            if not want_full:
+            if not frame_masks.wanted:
                 continue
             if size != (source_w, source_h):  # the box's window again, at the frame's size
                 ((rows, cols),) = box_window(box[None], (source_h, source_w), (1.0, 1.0))
                 binary = resample_window(instance, (source_w, source_h), rows, cols) > MASK_THRESHOLD
-            top, left = geometry.offset_y + rows.start, geometry.offset_x + cols.start
-            if options.response_mask_format == "rle":
-                rles.append(rle_encode_window(binary, top, left, (frame_h, frame_w)))
-            if options.keep_masks:
-                frame = np.zeros((frame_h, frame_w), bool)
-                frame[top : top + binary.shape[0], left : left + binary.shape[1]] = binary
-                full_masks.append(frame)
-        mask = None
-        if options.keep_masks:
-            mask = np.stack(full_masks) if full_masks else np.zeros((0, frame_h, frame_w), bool)
-        return Detections(
-            boxes,
-            found.scores,
-            found.class_ids,
-            mask=mask,
-            polygons=polygons,
-            rle=rles if options.response_mask_format == "rle" else None,
-        )
+            frame_masks.add(binary, geometry.offset_y + rows.start, geometry.offset_x + cols.start)
+        return frame_masks.detections(boxes, found, polygons)
 
     def _ultralytics_masks(
         self,
@@ -336,7 +351,6 @@ class YOLOv8SegmentationHead(TaskHead):
         options: SegmentationParameters,
     ) -> Detections:
         """A bare Ultralytics export's masks, as its ``predict`` makes them (module docstring)."""
-        frame_w, frame_h = geometry.frame
         source_w, source_h = geometry.source_size
         width, height = input_size
         gain = geometry.scale_x  # one gain for both axes (Ultralytics' LetterBox)
@@ -346,10 +360,8 @@ class YOLOv8SegmentationHead(TaskHead):
         top, left = round(half_h - 0.1), round(half_w - 0.1)
         bottom, right = height - round(half_h + 0.1), width - round(half_w + 0.1)
         picture = (right - left, bottom - top)
-        want_full = options.keep_masks or options.response_mask_format == "rle"
+        frame_masks = _FrameMasks(options, geometry.frame)
         polygons: list[np.ndarray] = []
-        full_masks: list[np.ndarray] = []
-        rles: list[dict[str, Any]] = []
         assert found.extra is not None
         for binary, rows, cols in ultralytics_instance_masks(protos, found.extra, found.boxes, input_size):
             outline = largest_outline(binary) + np.array([cols.start, rows.start], np.float32)
@@ -357,7 +369,7 @@ class YOLOv8SegmentationHead(TaskHead):
             outline[:, 0] = outline[:, 0].clip(0, source_w)
             outline[:, 1] = outline[:, 1].clip(0, source_h)
             polygons.append(outline + offset)
-            if not want_full:
+            if not frame_masks.wanted:
                 continue
             inside = np.zeros((picture[1], picture[0]), np.float32)
             r0, r1 = max(rows.start - top, 0), min(rows.stop - top, picture[1])
@@ -370,24 +382,8 @@ class YOLOv8SegmentationHead(TaskHead):
             frame_rows = _support(r0, r1, 1 / fy, source_h)
             frame_cols = _support(c0, c1, 1 / fx, source_w)
             window = resample_window(inside, (source_w, source_h), frame_rows, frame_cols) > MASK_THRESHOLD
-            top_f, left_f = geometry.offset_y + frame_rows.start, geometry.offset_x + frame_cols.start
-            if options.response_mask_format == "rle":
-                rles.append(rle_encode_window(window, top_f, left_f, (frame_h, frame_w)))
-            if options.keep_masks:
-                frame = np.zeros((frame_h, frame_w), bool)
-                frame[top_f : top_f + window.shape[0], left_f : left_f + window.shape[1]] = window
-                full_masks.append(frame)
-        mask = None
-        if options.keep_masks:
-            mask = np.stack(full_masks) if full_masks else np.zeros((0, frame_h, frame_w), bool)
-        return Detections(
-            boxes,
-            found.scores,
-            found.class_ids,
-            mask=mask,
-            polygons=polygons,
-            rle=rles if options.response_mask_format == "rle" else None,
-        )
+            frame_masks.add(window, geometry.offset_y + frame_rows.start, geometry.offset_x + frame_cols.start)
+        return frame_masks.detections(boxes, found, polygons)
 
 
 class YOLOv5SegmentationHead(YOLOv8SegmentationHead):
