@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,6 +41,17 @@ def test_run_two_sources_tiles_the_video(clip, tmp_path: Path) -> None:
     assert codec == "h264" and frames == clip.frames and width > 2 * clip.width
 
 
+def _communicate(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """``process.communicate``; a process still running after ``timeout`` gets SIGABRT, so that
+    its threads' stacks (``PYTHONFAULTHANDLER``) come back in the failure message."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=30)
+        raise AssertionError(f"still running {timeout} s after Ctrl-C; its threads:\n{stderr[-20000:]}") from None
+
+
 def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> None:
     jsonl, video = tmp_path / "partial.jsonl", tmp_path / "partial.mp4"
     process = subprocess.Popen(
@@ -60,6 +72,7 @@ def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> N
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None and (not jsonl.exists() or jsonl.stat().st_size == 0):
@@ -67,14 +80,37 @@ def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> N
     # no fixed wait: Ctrl-C as soon as results are on disk, while the clip is far from its end
     assert process.poll() is None, f"framepipe run ended before Ctrl-C: {process.communicate()[1]}"
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
+    stdout, stderr = _communicate(process, 30)
     assert process.returncode == 130, stderr
-    assert "frames=" in stdout
+    assert "stopping..." in stderr and "frames=" in stdout
     frames = int(stdout.split("frames=")[1].split()[0])
     assert 0 < frames < long_clip.frames
     lines = jsonl.read_text().splitlines()
     assert len(lines) == frames and all(json.loads(line)["predictions"] is not None for line in lines)
     assert probe_video(video)[:2] == ("h264", frames)
+
+
+def test_ctrl_c_sets_a_flag_and_a_second_one_quits() -> None:
+    """The first Ctrl-C raises nothing where the main thread happens to be (a KeyboardInterrupt
+    inside a lock or a join can leave a stop waiting forever): it sets the flag the run loop
+    reads. A second one quits at once with 130."""
+    code = (
+        "import signal, sys\n"
+        "from framepipe.commands.run import _InterruptFlag\n"
+        "with _InterruptFlag() as stop:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    print('requested', stop.requested, flush=True)\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    print('still here', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 130 and done.stdout == "requested True\n", (done.stdout, done.stderr)
+    assert "quitting without finishing the files" in done.stderr and "Traceback" not in done.stderr
+    # outside the block Ctrl-C is Python's KeyboardInterrupt again
+    code = code.replace("    signal.raise_signal(signal.SIGINT)\n    print('still here'", "    pass\n    print('x'")
+    code += "signal.raise_signal(signal.SIGINT)\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert "KeyboardInterrupt" in done.stderr and done.stdout.startswith("requested True"), (done.stdout, done.stderr)
 
 
 def test_bad_sink_and_missing_source_are_clear_errors(clip, tmp_path: Path) -> None:

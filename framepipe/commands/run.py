@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -141,35 +144,62 @@ def execute(args: argparse.Namespace) -> int:
     started = time.monotonic()
     bar: Any = None
     interrupted = False
-    try:
-        pipeline.start(use_main_thread=False)
-        if not args.quiet and total is not None:
-            from tqdm import tqdm
+    with _InterruptFlag() as stop:
+        try:
+            pipeline.start(use_main_thread=False)
+            if not args.quiet and total is not None:
+                from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="frame", desc="framepipe", dynamic_ncols=True)
-        last_line = time.monotonic()
-        while pipeline.is_running():
-            time.sleep(0.2)
+                bar = tqdm(total=total, unit="frame", desc="framepipe", dynamic_ncols=True)
+            last_line = time.monotonic()
+            while pipeline.is_running() and not stop.requested:
+                time.sleep(0.2)
+                if bar is not None:
+                    bar.update(pipeline.frames_dispatched - bar.n)
+                elif not args.quiet and time.monotonic() - last_line >= 1.0:
+                    last_line = time.monotonic()
+                    print(_status_line(pipeline), file=sys.stderr, flush=True)
+        except KeyboardInterrupt:  # Ctrl-C where no flag was installed (not the main thread)
+            interrupted = True
+        finally:
+            interrupted = interrupted or stop.requested
+            if interrupted:
+                print("\nstopping... (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+                pipeline.terminate()
+            pipeline.join()  # releases the sinks: every file is finished
             if bar is not None:
                 bar.update(pipeline.frames_dispatched - bar.n)
-            elif not args.quiet and time.monotonic() - last_line >= 1.0:
-                last_line = time.monotonic()
-                print(_status_line(pipeline), file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nstopping...", file=sys.stderr)
-    finally:
-        if interrupted:
-            pipeline.terminate()
-        pipeline.join()  # releases the sinks: every file is finished
-        if bar is not None:
-            bar.update(pipeline.frames_dispatched - bar.n)
-            bar.close()
+                bar.close()
     elapsed = max(time.monotonic() - started, 1e-9)
     print(_summary(pipeline, pipeline.frames_dispatched, elapsed))
     if pipeline.inference_error is not None:
         raise pipeline.inference_error
     return 130 if interrupted else 0
+
+
+class _InterruptFlag:
+    """Ctrl-C (SIGINT) sets ``requested`` instead of raising ``KeyboardInterrupt`` wherever the
+    main thread happens to be (inside a lock, a progress bar, a join: where an exception can
+    leave a lock held and the stop waiting forever); a second Ctrl-C quits at once, exit 130.
+    The handler only assigns a flag: it takes no lock the interrupted code may hold."""
+
+    requested = False
+
+    def __enter__(self) -> _InterruptFlag:
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            os.write(2, b"\nquitting without finishing the files\n")
+            os._exit(130)
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _latency_ms(snapshot: Any, stage: str, quantile: float) -> float | None:
