@@ -41,6 +41,16 @@ def test_run_two_sources_tiles_the_video(clip, tmp_path: Path) -> None:
     assert codec == "h264" and frames == clip.frames and width > 2 * clip.width
 
 
+# `python -m framepipe` with Python's own Ctrl-C handling, as a terminal user's process has it, even
+# where this test's process inherited an ignored SIGINT (a script's background job)
+AT_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'framepipe'; runpy.run_module('framepipe', run_name='__main__', alter_sys=True)",
+]
+
+
 def _communicate(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
     """``process.communicate``; a process still running after ``timeout`` gets SIGABRT, so that
     its threads' stacks (``PYTHONFAULTHANDLER``) come back in the failure message."""
@@ -56,9 +66,7 @@ def test_ctrl_c_stops_cleanly_and_finishes_files(long_clip, tmp_path: Path) -> N
     jsonl, video = tmp_path / "partial.jsonl", tmp_path / "partial.mp4"
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "framepipe",
+            *AT_A_TERMINAL,
             "run",
             "framepipe-shapes/1",
             long_clip.video_path,
@@ -96,6 +104,7 @@ def test_ctrl_c_sets_a_flag_and_a_second_one_quits() -> None:
     reads. A second one quits at once with 130."""
     code = (
         "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from framepipe.commands.run import _InterruptFlag\n"
         "with _InterruptFlag() as stop:\n"
         "    signal.raise_signal(signal.SIGINT)\n"
@@ -111,6 +120,17 @@ def test_ctrl_c_sets_a_flag_and_a_second_one_quits() -> None:
     code += "signal.raise_signal(signal.SIGINT)\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert "KeyboardInterrupt" in done.stderr and done.stdout.startswith("requested True"), (done.stdout, done.stderr)
+    # an ignored SIGINT (a script's background job) stays ignored
+    code = (
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from framepipe.commands.run import _InterruptFlag\n"
+        "with _InterruptFlag() as stop:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "print('requested', stop.requested, signal.getsignal(signal.SIGINT) == signal.SIG_IGN)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout == "requested False True\n", (done.stdout, done.stderr)
 
 
 def test_bad_sink_and_missing_source_are_clear_errors(clip, tmp_path: Path) -> None:

@@ -187,7 +187,8 @@ class _InterruptFlag:
 
     def __enter__(self) -> _InterruptFlag:
         self.previous: Any = None
-        if threading.current_thread() is threading.main_thread():
+        # an ignored SIGINT (a job started in the background by a script) stays ignored, as Python keeps it
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
