@@ -15,12 +15,15 @@ Example (loads the shipped detector; the outputs agree with onnxruntime's to 1e-
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -162,3 +165,60 @@ def write_side_files(
         f.write("\n".join(CLASS_NAMES) + "\n")
     with open(os.path.join(folder, "model_type.json"), "w", encoding="utf-8") as f:
         json.dump({"project_task_type": task, "model_type": model_type, "model_id": model_id}, f, indent=4)
+
+
+def head_arguments(
+    description: str | None, *, images: int, steps: int, batch: int, lr: float, seed: int
+) -> argparse.ArgumentParser:
+    """The command line of a script that trains new heads on the frozen detector, with its defaults."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True, help="model folder to write (Roboflow layout)")
+    parser.add_argument("--images", type=int, default=images, help="training images to generate")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save", default=None, help="also save the trained weights to this .pt file")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps of the schedule")
+    parser.add_argument("--export-only", metavar="PT", default=None, help="export these saved weights, no training")
+    return parser
+
+
+def train_heads(
+    model: nn.Module,
+    args: argparse.Namespace,
+    step_loss: Callable[[np.random.Generator], tuple[torch.Tensor, dict[str, float]]],
+    started: float,
+) -> None:
+    """Train ``model``'s trainable parameters for ``args``' schedule (AdamW, cosine, gradients
+    clipped at 10): ``step_loss(rng)`` draws one batch and returns its loss and the figures to
+    print (running averages every 50 steps); then save the weights when ``--save`` asks."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    print(f"trainable parameters: {sum(p.numel() for p in trainable):,}", flush=True)
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(args.steps, min(100, args.steps // 10)))
+    rng = np.random.default_rng(args.seed)
+    model.train()
+    running: dict[str, float] = {}
+    for step in range(min(args.steps, args.stop_after or args.steps)):
+        loss, parts = step_loss(rng)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 10.0)
+        optimizer.step()
+        scheduler.step()
+        for key, value in parts.items():
+            running[key] = 0.98 * running.get(key, value) + 0.02 * value
+        if step % 50 == 0 or step == args.steps - 1:
+            figures = "  ".join(f"{key} {value:.4f}" for key, value in running.items())
+            print(f"step {step:5d}/{args.steps}  {figures}  {time.perf_counter() - started:.0f} s", flush=True)
+    if args.save:
+        torch.save(model.state_dict(), args.save)
+
+
+def export_saved(model: nn.Module, weights: str, folder: str, export: Callable[[Any, str], None]) -> None:
+    """``--export-only``: load saved ``weights`` into ``model`` and ``export`` it to ``folder``."""
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    export(model, folder)
+    print(f"exported {weights} to {folder}", flush=True)

@@ -30,7 +30,6 @@ cores::
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -48,10 +47,12 @@ from framepipe.demo.train import EXPORT_SCORE_SHIFT, INPUT_H, INPUT_W, STRIDES, 
 from framepipe.demo.train_common import (
     augment,
     bundled_weights,
-    cosine,
+    export_saved,
     frame_size,
+    head_arguments,
     load_detector,
     set_metadata,
+    train_heads,
     write_side_files,
 )
 from framepipe.demo.train_seg import decode_levels
@@ -364,23 +365,11 @@ def export(model: ShapesPoseNet, folder: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--out", required=True, help="model folder to write (Roboflow layout)")
-    parser.add_argument("--images", type=int, default=8000, help="training images to generate")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=31)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--save", default=None, help="also save the trained weights to this .pt file")
-    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps of the schedule")
-    parser.add_argument("--export-only", metavar="PT", default=None, help="export these saved weights, no training")
+    description = __doc__.split("\n\n")[0] if __doc__ else None
+    parser = head_arguments(description, images=8000, steps=2000, batch=16, lr=3e-3, seed=31)
     args = parser.parse_args(argv)
     if args.export_only:
-        model = ShapesPoseNet(ShapesNet())
-        model.load_state_dict(torch.load(args.export_only, weights_only=True))
-        export(model, args.out)
-        print(f"exported {args.export_only} to {args.out}", flush=True)
+        export_saved(ShapesPoseNet(ShapesNet()), args.export_only, args.out, export)
         return
     started = time.perf_counter()
     images, targets, points = build_dataset(args.images, args.seed, args.threads)
@@ -390,32 +379,15 @@ def main(argv: list[str] | None = None) -> None:
     detector = ShapesNet()
     load_detector(detector, bundled_weights("framepipe-shapes"))
     model = ShapesPoseNet(detector)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    print(f"trainable parameters: {sum(p.numel() for p in trainable):,}", flush=True)
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(args.steps, min(100, args.steps // 10)))
     anchors = anchor_points()
-    rng = np.random.default_rng(args.seed)
-    model.train()
-    running: dict[str, float] = {}
-    for step in range(min(args.steps, args.stop_after or args.steps)):
+
+    def step_loss(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         indices = rng.integers(0, len(targets), args.batch)
         batch, boxes, classes, valid, poses = make_batch(images, targets, points, indices)
         _, levels = model.parts(batch)
-        loss, parts = pose_loss(levels, anchors, boxes, classes, valid, poses)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 10.0)
-        optimizer.step()
-        scheduler.step()
-        for key, value in parts.items():
-            running[key] = 0.98 * running.get(key, value) + 0.02 * value
-        if step % 50 == 0 or step == args.steps - 1:
-            elapsed = time.perf_counter() - started
-            figures = "  ".join(f"{key} {value:.4f}" for key, value in running.items())
-            print(f"step {step:5d}/{args.steps}  {figures}  {elapsed:.0f} s", flush=True)
-    if args.save:
-        torch.save(model.state_dict(), args.save)
+        return pose_loss(levels, anchors, boxes, classes, valid, poses)
+
+    train_heads(model, args, step_loss, started)
     export(model, args.out)
     print(f"exported to {args.out} after {time.perf_counter() - started:.0f} s", flush=True)
 

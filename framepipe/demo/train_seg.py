@@ -19,7 +19,6 @@ time on 2 otherwise idle cores::
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import time
@@ -44,10 +43,12 @@ from framepipe.demo.train import (
 from framepipe.demo.train_common import (
     augment,
     bundled_weights,
-    cosine,
+    export_saved,
     frame_size,
+    head_arguments,
     load_detector,
     set_metadata,
+    train_heads,
     write_side_files,
 )
 from framepipe.models.preprocess import letterbox
@@ -278,23 +279,11 @@ def export(model: ShapesSegNet, folder: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--out", required=True, help="model folder to write (Roboflow layout)")
-    parser.add_argument("--images", type=int, default=5000, help="training images to generate")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--batch", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=4e-3)
-    parser.add_argument("--seed", type=int, default=21)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--save", default=None, help="also save the trained weights to this .pt file")
-    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps of the schedule")
-    parser.add_argument("--export-only", metavar="PT", default=None, help="export these saved weights, no training")
+    description = __doc__.split("\n\n")[0] if __doc__ else None
+    parser = head_arguments(description, images=5000, steps=1200, batch=12, lr=4e-3, seed=21)
     args = parser.parse_args(argv)
     if args.export_only:
-        model = ShapesSegNet(ShapesNet())
-        model.load_state_dict(torch.load(args.export_only, weights_only=True))
-        export(model, args.out)
-        print(f"exported {args.export_only} to {args.out}", flush=True)
+        export_saved(ShapesSegNet(ShapesNet()), args.export_only, args.out, export)
         return
     started = time.perf_counter()
     images, targets, maps = build_dataset(args.images, args.seed, args.threads)
@@ -304,29 +293,16 @@ def main(argv: list[str] | None = None) -> None:
     detector = ShapesNet()
     load_detector(detector, bundled_weights("framepipe-shapes"))
     model = ShapesSegNet(detector)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    print(f"trainable parameters: {sum(p.numel() for p in trainable):,}", flush=True)
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine(args.steps, min(100, args.steps // 10)))
     anchors = anchor_points()
-    rng = np.random.default_rng(args.seed)
-    model.train()
-    running = None
-    for step in range(min(args.steps, args.stop_after or args.steps)):
+
+    def step_loss(rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         indices = rng.integers(0, len(targets), args.batch)
         batch, boxes, _, valid, ids = make_batch(images, targets, maps, indices, rng)
         _, coefficients, protos = model.parts(batch)
         loss = mask_loss(coefficients, protos, anchors, boxes, valid, ids, rng)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 10.0)
-        optimizer.step()
-        scheduler.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}/{args.steps}  mask {running:.4f}  {time.perf_counter() - started:.0f} s", flush=True)
-    if args.save:
-        torch.save(model.state_dict(), args.save)
+        return loss, {"mask": loss.item()}
+
+    train_heads(model, args, step_loss, started)
     export(model, args.out)
     print(f"exported to {args.out} after {time.perf_counter() - started:.0f} s", flush=True)
 
