@@ -21,13 +21,13 @@ import os
 import time
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from framepipe.demo.scenes import CLASS_COLORS, CLASS_NAMES, random_scene
+from framepipe.demo.train_common import augment, export_onnx
 from framepipe.models.preprocess import letterbox
 
 INPUT_W, INPUT_H = 320, 192  # 16:9 frames fill it with 6 px of padding above and below
@@ -210,18 +210,7 @@ def training_sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
     image, truth = random_scene(
         width, height, rng, count=(1, 14), radius_range=(lo, hi), min_visible=0.45, cluster=float(rng.uniform(0, 0.6))
     )
-    if rng.random() < 0.5:
-        noise = rng.normal(0, rng.uniform(1, 6), (*image.shape[:2], 1)).astype(np.int16)
-        image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3:
-        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.2))
-    if rng.random() < 0.6:
-        _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(25, 95))])
-        image = np.asarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR))
-    if rng.random() < 0.5:
-        gain, bias = rng.uniform(0.7, 1.3), rng.uniform(-30, 30)
-        image = np.clip(image.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
-    canvas, geometry = letterbox(image, INPUT_W, INPUT_H)
+    canvas, geometry = letterbox(augment(image, rng), INPUT_W, INPUT_H)
     boxes = truth.boxes.copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]] * geometry.scale_x + geometry.pad_x
     boxes[:, [1, 3]] = boxes[:, [1, 3]] * geometry.scale_y + geometry.pad_y
@@ -273,19 +262,7 @@ def export(model: ShapesNet, folder: str) -> None:
     weights = os.path.join(folder, "weights.onnx")
     model = model.to(memory_format=torch.contiguous_format).eval()
     model.score_shift.fill_(EXPORT_SCORE_SHIFT)
-    dummy = torch.zeros(1, 3, INPUT_H, INPUT_W)
-    torch.onnx.export(
-        model,
-        (dummy,),
-        weights,
-        input_names=["images"],
-        output_names=["output0"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(weights)
-    proto.ir_version = min(proto.ir_version, 10)
+    proto = export_onnx(model, weights, INPUT_H, INPUT_W)
     # the exporter leaves every output axis symbolic; only the batch is
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     dims[1].dim_value = 4 + model.num_classes

@@ -30,6 +30,7 @@ from framepipe.demo.train_common import (
     augment,
     bundled_weights,
     cosine,
+    export_onnx,
     frame_size,
     freeze_batch_norms,
     load_detector,
@@ -99,19 +100,7 @@ def export(model: ShapesClassifier, folder: str) -> None:
 
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, "weights.onnx")
-    model = model.eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, INPUT, INPUT),),
-        weights,
-        input_names=["images"],
-        output_names=["output0"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(weights)
-    proto.ir_version = min(proto.ir_version, 10)
+    proto = export_onnx(model, weights, INPUT, INPUT)
     proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value = len(CLASS_NAMES)
     names = {i: n for i, n in enumerate(CLASS_NAMES)}
     set_metadata(

@@ -222,3 +222,37 @@ def export_saved(model: nn.Module, weights: str, folder: str, export: Callable[[
     model.load_state_dict(torch.load(weights, weights_only=True))
     export(model, folder)
     print(f"exported {weights} to {folder}", flush=True)
+
+
+def export_onnx(model: nn.Module, path: str, height: int, width: int, outputs: Iterable[str] = ("output0",)) -> Any:
+    """Export ``model`` (put in eval mode) to ``path``: input ``images`` ``[batch, 3, height,
+    width]``, the batch axis dynamic on every output, opset 17, IR version at most 10 (what
+    onnxruntime 1.31 reads); returns the loaded ``onnx`` proto to finish and save."""
+    import onnx
+
+    names = list(outputs)
+    model.eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, height, width),),
+        path,
+        input_names=["images"],
+        output_names=names,
+        dynamic_axes={name: {0: "batch"} for name in ["images", *names]},
+        opset_version=17,
+        dynamo=False,
+    )
+    proto = onnx.load(path)
+    proto.ir_version = min(proto.ir_version, 10)
+    return proto
+
+
+def prepare_training(args: argparse.Namespace, build_dataset: Callable[[int, int, int], Any]) -> tuple[float, Any]:
+    """Start the clock, build the dataset (``build_dataset(images, seed, workers)``, whose second
+    item is the list of targets), then seed torch and set its threads: the start time and data."""
+    started = time.perf_counter()
+    data = build_dataset(args.images, args.seed, args.threads)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    print(f"dataset: {len(data[1])} images in {time.perf_counter() - started:.0f} s", flush=True)
+    return started, data

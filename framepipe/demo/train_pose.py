@@ -47,10 +47,12 @@ from framepipe.demo.train import EXPORT_SCORE_SHIFT, INPUT_H, INPUT_W, STRIDES, 
 from framepipe.demo.train_common import (
     augment,
     bundled_weights,
+    export_onnx,
     export_saved,
     frame_size,
     head_arguments,
     load_detector,
+    prepare_training,
     set_metadata,
     train_heads,
     write_side_files,
@@ -317,20 +319,8 @@ def export(model: ShapesPoseNet, folder: str) -> None:
 
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, "weights.onnx")
-    model = model.eval()
     model.detector.get_buffer("score_shift").fill_(EXPORT_SCORE_SHIFT)
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, INPUT_H, INPUT_W),),
-        weights,
-        input_names=["images"],
-        output_names=["output0"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(weights)
-    proto.ir_version = min(proto.ir_version, 10)
+    proto = export_onnx(model, weights, INPUT_H, INPUT_W)
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     dims[1].dim_value = 4 + len(CLASS_NAMES) + 3 * K
     dims[2].dim_value = sum((INPUT_W // s) * (INPUT_H // s) for s in STRIDES)
@@ -371,11 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.export_only:
         export_saved(ShapesPoseNet(ShapesNet()), args.export_only, args.out, export)
         return
-    started = time.perf_counter()
-    images, targets, points = build_dataset(args.images, args.seed, args.threads)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    print(f"dataset: {len(targets)} images in {time.perf_counter() - started:.0f} s", flush=True)
+    started, (images, targets, points) = prepare_training(args, build_dataset)
     detector = ShapesNet()
     load_detector(detector, bundled_weights("framepipe-shapes"))
     model = ShapesPoseNet(detector)

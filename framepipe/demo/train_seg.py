@@ -43,10 +43,12 @@ from framepipe.demo.train import (
 from framepipe.demo.train_common import (
     augment,
     bundled_weights,
+    export_onnx,
     export_saved,
     frame_size,
     head_arguments,
     load_detector,
+    prepare_training,
     set_metadata,
     train_heads,
     write_side_files,
@@ -241,20 +243,8 @@ def export(model: ShapesSegNet, folder: str) -> None:
 
     os.makedirs(folder, exist_ok=True)
     weights = os.path.join(folder, "weights.onnx")
-    model = model.eval()
     model.detector.get_buffer("score_shift").fill_(EXPORT_SCORE_SHIFT)
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, INPUT_H, INPUT_W),),
-        weights,
-        input_names=["images"],
-        output_names=["output0", "output1"],
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}, "output1": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(weights)
-    proto.ir_version = min(proto.ir_version, 10)
+    proto = export_onnx(model, weights, INPUT_H, INPUT_W, ("output0", "output1"))
     anchors = sum((INPUT_W // s) * (INPUT_H // s) for s in STRIDES)
     sizes_of = ((4 + len(CLASS_NAMES) + MASKS, anchors), (MASKS, PROTO_H, PROTO_W))
     for output, sizes in zip(proto.graph.output, sizes_of, strict=True):
@@ -285,11 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.export_only:
         export_saved(ShapesSegNet(ShapesNet()), args.export_only, args.out, export)
         return
-    started = time.perf_counter()
-    images, targets, maps = build_dataset(args.images, args.seed, args.threads)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    print(f"dataset: {len(targets)} images in {time.perf_counter() - started:.0f} s", flush=True)
+    started, (images, targets, maps) = prepare_training(args, build_dataset)
     detector = ShapesNet()
     load_detector(detector, bundled_weights("framepipe-shapes"))
     model = ShapesSegNet(detector)
